@@ -1,0 +1,109 @@
+"""The Python API: Gradient objects and their outputs."""
+
+from .engine import Problem, shape_of
+from .printing import to_text, to_latex
+
+
+class Result:
+    """A problem and its gradients for several variables, derived in one pass."""
+
+    def __init__(self, expr, wrt, vars=None):
+        if isinstance(wrt, str):
+            wrt = [wrt]
+        self.wrt = list(dict.fromkeys(wrt))
+        self.problem = Problem(expr, vars)
+        self.nodes = self.problem.gradients(self.wrt)
+        self._ns = None
+
+    def gradient(self, name):
+        return Gradient(self, name)
+
+    def numpy_source(self):
+        from .numpy_emit import module_source
+        return module_source(self.problem, self.nodes)
+
+    def numpy_namespace(self):
+        if self._ns is None:
+            from .numpy_emit import compile_module
+            self._ns = compile_module(self.numpy_source())
+        return self._ns
+
+    def variables_json(self):
+        p = self.problem
+        return {name: {"kind": node.attr[1], "shape": [str(d) if not isinstance(d, int) else d
+                                                       for d in shape_of(node)]}
+                for name, node in p.variables.items()}
+
+    def eye_name(self):
+        return "eye" if "I" in self.problem.variables else "I"
+
+
+class Gradient:
+    """∂f/∂name in closed form."""
+
+    def __init__(self, result, name):
+        self._result = result
+        self.name = name
+        self.node = result.nodes[name]
+
+    @property
+    def expression(self):
+        return self._result.problem.src
+
+    @property
+    def text(self):
+        r = self._result
+        return to_text(self.node, r.problem.names, r.eye_name())
+
+    @property
+    def latex(self):
+        return to_latex(self.node, self._result.problem.names)
+
+    @property
+    def sympy(self):
+        from .sympy_out import to_sympy
+        return to_sympy(self.node)
+
+    @property
+    def shape(self):
+        return tuple(shape_of(self._result.problem.target(self.name)))
+
+    def numpy_source(self):
+        """The module `matdiff grad --format numpy` prints for this variable."""
+        return Result(self._result.problem.src, [self.name],
+                      _decl_strings(self._result.problem.decls)).numpy_source() \
+            if len(self._result.wrt) > 1 else self._result.numpy_source()
+
+    def numpy_function(self):
+        """The compiled `gradient(**arrays)` callable."""
+        if len(self._result.wrt) > 1:
+            from .numpy_emit import compile_module
+            return compile_module(self.numpy_source())["gradient"]
+        return self._result.numpy_namespace()["gradient"]
+
+    def _repr_latex_(self):
+        return f"$\\frac{{\\partial f}}{{\\partial {self.name}}} = {self.latex}$"
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return f"<Gradient ∂/∂{self.name} = {self.text}>"
+
+
+def _decl_strings(decls):
+    out = {}
+    for name, (kind, dims) in decls.items():
+        out[name] = f"{kind}({','.join(map(str, dims))})" if dims else kind
+    return out
+
+
+def derive_all(expr, wrt, vars=None):
+    return Result(expr, wrt, vars)
+
+
+def derive(expr, wrt, vars=None):
+    r = Result(expr, wrt, vars)
+    if isinstance(wrt, str):
+        return r.gradient(wrt)
+    return {w: r.gradient(w) for w in r.wrt}

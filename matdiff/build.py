@@ -1,0 +1,179 @@
+"""AST -> IR. Used for user input (after shape inference) and for rule templates.
+
+Decisions (scaling or matrix product, broadcasting, matrix or element-wise
+power, diag of a vector or of a matrix) are taken from the IR shapes, which
+inference has already made consistent.
+"""
+
+from fractions import Fraction
+
+from . import ir
+from .errors import NameError_, ShapeError, DerivativeError
+from .shapes import integer_exponent
+
+
+class _Ones:
+    """A template's 𝟙 whose length comes from its neighbour in a product."""
+
+    def __init__(self, transposed=False):
+        self.transposed = transposed
+
+
+class Builder:
+    def __init__(self, env, functions, src="", sized=None):
+        self.env = env  # name -> IR node
+        self.functions = functions  # canonical element-wise names
+        self.src = src
+        self.sized = sized or {}  # id(ast) -> resolved dim (user input)
+
+    def build(self, ast):
+        out = self.node(ast)
+        if isinstance(out, _Ones):
+            raise ShapeError("cannot tell the length of 𝟙 here", self.src, ast.span)
+        return out
+
+    def node(self, ast):
+        return getattr(self, "b_" + ast.kind)(ast)
+
+    def b_paren(self, ast):
+        return self.node(ast.args[0])
+
+    def b_name(self, ast):
+        try:
+            return self.env[ast.value]
+        except KeyError:
+            raise NameError_(f"unknown name {ast.value!r}", self.src, ast.span) from None
+
+    def b_num(self, ast):
+        text = ast.value
+        if text.isdigit():
+            return ir.num(int(text))
+        v = float(text)
+        if v.is_integer():
+            return ir.num(int(v))
+        return ir.num(Fraction(text) if len(text) < 12 and "e" not in text.lower() else v)
+
+    def b_ones(self, ast):
+        d = self.sized.get(id(ast))
+        if d is None:
+            if ast.value is not None:
+                return ir.ones(int(ast.value) if ast.value.isdigit() else ast.value)
+            return _Ones()
+        return ir.ones(d)
+
+    def b_eye(self, ast):
+        d = self.sized.get(id(ast))
+        if d is None:
+            if ast.value is None:
+                raise ShapeError("cannot tell the size of I here", self.src, ast.span)
+            d = int(ast.value) if ast.value.isdigit() else ast.value
+        return ir.eye(d)
+
+    def b_neg(self, ast):
+        return ir.neg(self.build(ast.args[0]))
+
+    def b_T(self, ast):
+        x = self.node(ast.args[0])
+        if isinstance(x, _Ones):
+            return _Ones(not x.transposed)
+        return ir.transpose(x)
+
+    def b_inv(self, ast):
+        return ir.inv(self.build(ast.args[0]))
+
+    def b_prod(self, ast):
+        a, b = self.node(ast.args[0]), self.node(ast.args[1])
+        if isinstance(a, _Ones):
+            a = ir.transpose(ir.ones(b.rows)) if a.transposed else None
+            if a is None:
+                raise ShapeError("cannot tell the length of 𝟙 here", self.src, ast.span)
+        if isinstance(b, _Ones):
+            b = ir.ones(a.cols) if not b.transposed else None
+            if b is None:
+                raise ShapeError("cannot tell the length of 𝟙ᵀ here", self.src, ast.span)
+        if a.is_scalar or b.is_scalar:
+            return ir.mul(a, b)
+        return ir.matmul(a, b)
+
+    def b_div(self, ast):
+        a, b = self.build(ast.args[0]), self.build(ast.args[1])
+        a, b = self.broadcast(a, b)
+        return ir.mul(a, ir.recip(b))
+
+    def b_had(self, ast):
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        return ir.mul(a, b)
+
+    def b_ediv(self, ast):
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        return ir.mul(a, ir.recip(b))
+
+    def b_add(self, ast):
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        return ir.add(a, b)
+
+    def b_sub(self, ast):
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        return ir.sub(a, b)
+
+    def broadcast(self, a, b):
+        """NumPy broadcasting of a vector against a matrix, made explicit: 𝟙bᵀ."""
+        if a.is_scalar or b.is_scalar or a.shape == b.shape:
+            return a, b
+        return self._expand(a, b), self._expand(b, a)
+
+    @staticmethod
+    def _expand(v, m):
+        if v.shape == m.shape or v.is_scalar:
+            return v
+        if v.cols == 1 and m.cols != 1 and m.rows != 1 and v.rows == m.cols:
+            return ir.matmul(ir.ones(m.rows), ir.transpose(v))
+        if v.rows == 1 and m.rows != 1 and m.cols != 1 and v.cols == m.cols:
+            return ir.matmul(ir.ones(m.rows), v)
+        return v  # the other operand is the one to expand (or a shape error follows)
+
+    def b_pow(self, ast):
+        base = self.build(ast.args[0])
+        expo = self.build(ast.args[1])
+        if base.is_scalar or base.cols == 1 or base.rows == 1:
+            return ir.power(base, expo)
+        k = integer_exponent(ast.args[1])
+        if k is None:
+            raise ShapeError("non-integer power of a matrix: use .^ for an element-wise power",
+                             self.src, ast.op_span)
+        if base.rows != base.cols:
+            return ir.power(base, expo)  # known non-square: element-wise, as in NumPy
+        if k == 0:
+            return ir.eye(base.rows)
+        factor = base if k > 0 else ir.inv(base)
+        return ir.matmul(*([factor] * abs(k))) if abs(k) > 1 else factor
+
+    def b_epow(self, ast):
+        return ir.power(self.build(ast.args[0]), self.build(ast.args[1]))
+
+    def b_call(self, ast):
+        fname, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
+        if fname == "ones_like":
+            return ir.ones_like(self.build(ast.args[0]).shape)
+        if fname == "eye_like":
+            return ir.eye(self.build(ast.args[0]).rows)
+        x = self.build(ast.args[0])
+        if fname in self.functions:
+            return ir.fn(fname, x)
+        if fname == "diag":
+            if x.is_scalar or x.cols == 1:
+                return ir.diag(x)
+            return ir.diagvec(x)
+        if fname == "norm" and sub == "2" and x.cols != 1 and x.rows != 1:
+            raise ShapeError("the spectral norm ‖X‖_2 of a matrix is not supported", self.src, ast.span)
+        builder = _CALLS.get(fname)
+        if builder is None:
+            raise DerivativeError(f"unknown function {fname!r}", self.src, ast.op_span)
+        return builder(x)
+
+
+_CALLS = {
+    "tr": ir.tr, "det": ir.det, "logdet": ir.logdet, "sum": ir.sum_, "norm": ir.norm,
+    "inv": ir.inv, "softmax": ir.softmax, "log_softmax": ir.log_softmax,
+    "logsumexp": ir.logsumexp,
+}

@@ -1,0 +1,186 @@
+"""The matdiff command line.
+
+Bad input prints one MatdiffError message and exits 2, never a traceback.
+The text, LaTeX and JSON paths import neither SymPy nor NumPy.
+"""
+
+import sys
+
+import click
+
+from . import __version__
+from .errors import MatdiffError
+
+FORMATS = ["text", "latex", "numpy", "sympy", "json"]
+
+EXAMPLES = """
+\b
+Examples:
+  matdiff grad "-tr(Y^T log softmax(XW+b))" --wrt W --wrt b --var Y:onehot
+  matdiff grad "x^T A x" --wrt x --var A:symmetric
+  matdiff grad "||X W - Y||_F^2" --wrt W --format latex
+  matdiff grad "sum(log(1 + exp(-y .* (X w))))" --wrt w --format numpy > kernel.py
+  matdiff check "logdet(X) - tr(A X)" --wrt X
+  echo "Z = XW + b; L = -tr(Y^T log softmax(Z))" | matdiff grad - --wrt W --var Y:onehot
+"""
+
+
+class ExprCommand(click.Command):
+    """EXPR may begin with '-' (the mission example does): such a first
+    positional argument that is not an option is taken as the expression."""
+
+    def parse_args(self, ctx, args):
+        takes_value = {}
+        for p in self.params:
+            if isinstance(p, click.Option):
+                for o in p.opts + p.secondary_opts:
+                    takes_value[o] = not p.is_flag and not p.count
+        out, i, seen_positional = [], 0, False
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                out.extend(args[i:])
+                break
+            name = a.split("=", 1)[0]
+            if name in takes_value:
+                out.append(a)
+                if takes_value[name] and "=" not in a and i + 1 < len(args):
+                    out.append(args[i + 1])
+                    i += 1
+            elif a.startswith("-") and a != "-" and not seen_positional:
+                out.extend(["--expression", a])
+                seen_positional = True
+            else:
+                if not a.startswith("-") or a == "-":
+                    seen_positional = True
+                out.append(a)
+            i += 1
+        return super().parse_args(ctx, out)
+
+
+def _read_expr(expr, expression, file):
+    if expression is not None:
+        if expr is not None:
+            raise click.UsageError("give the expression once")
+        return expression
+    if file is not None:
+        with open(file, encoding="utf-8") as f:
+            return f.read()
+    if expr is None:
+        raise click.UsageError("missing EXPR (or - for stdin, or --file PATH)")
+    if expr == "-":
+        return sys.stdin.read()
+    return expr
+
+
+def _common(f):
+    f = click.option("--steps", is_flag=True, help="Print the derivation step by step.")(f)
+    f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
+                     show_default=True, help="Output format.")(f)
+    f = click.option("--file", type=click.Path(exists=True, dir_okay=False),
+                     help="Read the expression or program from a file.")(f)
+    f = click.option("--var", "vars_", multiple=True, metavar="NAME:KIND[(DIMS)]",
+                     help="Declare a variable: X:matrix(N,D), Y:onehot, S:symmetric(n), t:scalar.")(f)
+    f = click.option("--wrt", multiple=True, required=True, metavar="NAME",
+                     help="Differentiate with respect to NAME (repeatable).")(f)
+    f = click.option("--expression", hidden=True)(f)
+    f = click.argument("expr", required=False)(f)
+    return f
+
+
+@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="matdiff")
+def cli():
+    """matdiff: closed-form gradients of scalar functions of matrices,
+    derived with the matrix-differential method."""
+
+
+def _function_name(problem):
+    from .engine import Problem  # noqa: F401  (type only)
+    for name, node in reversed(list(problem.intermediates.items())):
+        if node is problem.root:
+            return name
+    return "L"
+
+
+@cli.command(cls=ExprCommand, epilog=EXAMPLES)
+@_common
+def grad(expr, expression, wrt, vars_, file, fmt, steps):
+    """Gradient of the scalar EXPR with respect to each --wrt variable."""
+    src = _read_expr(expr, expression, file)
+    from .api import Result
+    result = Result(src, list(wrt), list(vars_))
+    fname = _function_name(result.problem)
+    if steps:
+        from .steps import derivation
+        click.echo(derivation(result, fname))
+        if fmt == "text":
+            return
+    if fmt == "numpy":
+        click.echo(result.numpy_source(), nl=False)
+        return
+    grads = [result.gradient(w) for w in result.wrt]
+    if fmt == "text":
+        for g in grads:
+            click.echo(f"∂{fname}/∂{g.name} = {g.text}")
+    elif fmt == "latex":
+        for g in grads:
+            click.echo(f"\\frac{{\\partial {fname}}}{{\\partial {g.name}}} = {g.latex}")
+    elif fmt == "sympy":
+        for g in grads:
+            click.echo(f"∂{fname}/∂{g.name} = {g.sympy}")
+    elif fmt == "json":
+        import json
+        out = {
+            "expression": src,
+            "variables": result.variables_json(),
+            "gradients": {g.name: {"text": g.text, "latex": g.latex,
+                                   "shape": [d if isinstance(d, int) else str(d) for d in g.shape]}
+                          for g in grads},
+        }
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+@cli.command(cls=ExprCommand, epilog=EXAMPLES)
+@_common
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the data.")
+@click.option("--tol", type=float, default=1e-5, show_default=True,
+              help="Largest relative error accepted.")
+def check(expr, expression, wrt, vars_, file, fmt, steps, seed, tol):
+    """Compare the generated gradient with central differences at random data."""
+    src = _read_expr(expr, expression, file)
+    from .check import check_gradient
+    ok, lines = check_gradient(src, list(wrt), list(vars_), seed=seed, tol=tol)
+    for line in lines:
+        click.echo(line)
+    if not ok:
+        sys.exit(1)
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="matdiff", standalone_mode=False)
+    except MatdiffError as e:
+        click.echo(f"matdiff: error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("matdiff: aborted", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except (RecursionError, MemoryError):
+        click.echo("matdiff: error: the expression is too large or too deeply nested", err=True)
+        sys.exit(2)
+    except OSError as e:
+        click.echo(f"matdiff: error: {e.strerror or e}: {getattr(e, 'filename', '')}", err=True)
+        sys.exit(2)
+    except Exception as e:  # a bug of ours: still one line, never a traceback
+        click.echo(f"matdiff: error: internal error ({type(e).__name__}: {e}); please report it",
+                   err=True)
+        sys.exit(2)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

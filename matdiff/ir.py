@@ -1,0 +1,719 @@
+"""The IR: an immutable, hash-consed expression DAG; every node knows its shape.
+
+Shapes are (rows, cols) with each dimension an int or a dimension name.
+Vectors are (n, 1) columns, scalars (1, 1). Nodes are built only through the
+constructors below, which keep every node in canonical form (like terms
+collected, scalars pulled out, transposes pushed inward, ...): structurally
+equal expressions are the same object, so `is` is equality.
+
+Ops and their args / attr:
+  var(name, kind)  const(value)  dim(name)  pi  ones(n)  eye(n)  zero
+  add(*terms)   mul(*factors)  element-wise product, scalars broadcast
+  pow(base, exponent)  element-wise power   matmul(*chain) (>= 2 non-scalars)
+  T  inv  tr  det  logdet  sum  norm  diag (vector->matrix)
+  diagvec (matrix->vector)  fn(name)  softmax  log_softmax  logsumexp
+"""
+
+import zlib
+from fractions import Fraction
+
+from .errors import ShapeError
+
+_TABLE = {}
+
+
+class Node:
+    __slots__ = ("op", "args", "attr", "shape", "skey", "depth", "leaf", "__weakref__")
+
+    def __repr__(self):
+        from .printing import to_text
+        return f"<{self.op} {to_text(self)}>"
+
+    @property
+    def is_scalar(self):
+        return self.shape == (1, 1)
+
+    @property
+    def rows(self):
+        return self.shape[0]
+
+    @property
+    def cols(self):
+        return self.shape[1]
+
+
+def _make(op, args=(), attr=None, shape=(1, 1)):
+    key = (op, args, attr, shape)
+    node = _TABLE.get(key)
+    if node is not None:
+        return node
+    node = Node()
+    node.op, node.args, node.attr, node.shape = op, args, attr, shape
+    # A stable structural key (no per-process string hashing) for canonical order.
+    h = zlib.crc32(repr((op, attr, shape)).encode())
+    for a in args:
+        h = zlib.crc32(a.skey.to_bytes(4, "little"), h)
+    node.skey = h
+    node.depth = 1 + max((a.depth for a in args), default=-1)
+    if op == "var":
+        node.leaf = attr[0]
+    elif op == "ones":
+        node.leaf = "𝟙"
+    elif args:
+        node.leaf = args[0].leaf
+    else:
+        node.leaf = ""
+    _TABLE[key] = node
+    return node
+
+
+def clear_cache():
+    """Drop the hash-cons table (long-running processes may call this)."""
+    _TABLE.clear()
+
+
+# ----------------------------------------------------------------------------
+# Leaves
+
+
+def num(v):
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 2 ** 53:
+            v = Fraction(int(v))
+    elif isinstance(v, int):
+        v = Fraction(v)
+    return _make("const", (), v)
+
+
+ONE = None  # set below
+
+
+def var(name, kind, shape):
+    return _make("var", (), (name, kind), tuple(shape))
+
+
+def dim(d):
+    if isinstance(d, int):
+        return num(d)
+    return _make("dim", (), d)
+
+
+def pi():
+    return _make("pi")
+
+
+def ones(n):
+    if n == 1:
+        return num(1)
+    return _make("ones", (), n, (n, 1))
+
+
+def eye(n):
+    if n == 1:
+        return num(1)
+    return _make("eye", (), n, (n, n))
+
+
+def zero(shape):
+    if shape == (1, 1):
+        return num(0)
+    return _make("zero", (), None, tuple(shape))
+
+
+def ones_like(shape):
+    r, c = shape
+    if c == 1:
+        return ones(r)
+    if r == 1:
+        return transpose(ones(c))
+    return matmul(ones(r), transpose(ones(c)))
+
+
+def is_zero(x):
+    return x.op == "zero" or (x.op == "const" and x.attr == 0)
+
+
+def const_value(x):
+    return x.attr if x.op == "const" else None
+
+
+def is_ones_matrix(x):
+    """𝟙, 𝟙ᵀ or 𝟙𝟙ᵀ: an all-ones array."""
+    if x.op == "ones":
+        return True
+    if x.op == "T":
+        return x.args[0].op == "ones"
+    if x.op == "matmul" and len(x.args) == 2:
+        a, b = x.args
+        return a.op == "ones" and b.op == "T" and b.args[0].op == "ones"
+    return False
+
+
+# ----------------------------------------------------------------------------
+# Sums
+
+
+def split_coef(x):
+    """x = c * rest with c a number."""
+    if x.op == "const":
+        return x.attr, None
+    if x.op == "mul" and x.args[0].op == "const":
+        rest = x.args[1:]
+        return x.args[0].attr, (rest[0] if len(rest) == 1 else _make("mul", rest, None, x.shape))
+    return Fraction(1), x
+
+
+def _bshape(xs, what):
+    shape = (1, 1)
+    for x in xs:
+        if x.shape == (1, 1):
+            continue
+        if shape == (1, 1):
+            shape = x.shape
+        elif x.shape != shape:
+            raise ShapeError(f"{what} of arrays of different shapes {_fmt(shape)} and {_fmt(x.shape)}")
+    return shape
+
+
+def _fmt(shape):
+    return "×".join(str(d) for d in shape)
+
+
+def add(*xs):
+    shape = _bshape(xs, "sum")
+    terms = {}
+    for x in xs:
+        for t in (x.args if x.op == "add" else (x,)):
+            if is_zero(t):
+                continue
+            c, core = split_coef(t)
+            terms[core] = terms.get(core, 0) + c
+    items = [(c, t) for t, c in terms.items() if c != 0]
+    if not items:
+        return zero(shape)
+    items = _factor(items, shape)
+    if len(items) == 1:
+        c, t = items[0]
+        out = num(c) if t is None else scale(c, t)
+        if out.shape != shape:  # a lone scalar term broadcast over a shape
+            out = mul(out, ones_like(shape))
+        return out
+    nodes = [num(c) if t is None else scale(c, t) for c, t in items]
+    nodes.sort(key=_add_order)
+    return _make("add", tuple(nodes), None, shape)
+
+
+def _add_order(x):
+    c, core = split_coef(x)
+    if core is None:
+        return (c < 0, 0, "", 0, 0)
+    return (c < 0, 1, core.leaf, core.depth, core.skey)
+
+
+def scale(c, x):
+    if c == 1:
+        return x
+    return mul(num(c), x)
+
+
+def _chain(x):
+    return list(x.args) if x.op == "matmul" else [x]
+
+
+def _scalar_parts(x):
+    """Split a term core into (non-numeric scalar factors, remaining core)."""
+    if x.op == "mul" and not x.is_scalar:
+        sc = [f for f in x.args if f.is_scalar]
+        if sc:
+            rest = [f for f in x.args if not f.is_scalar]
+            return sc, (rest[0] if len(rest) == 1 else mul(*rest))
+    return [], x
+
+
+def _factor(items, shape):
+    """Pull factors common to every term out of a sum (textbook form)."""
+    if len(items) < 2 or any(t is None for _, t in items):
+        return items
+    # Common scalar factors: det(X)A + det(X)B -> det(X)(A + B).
+    parts = [_scalar_parts(t) for _, t in items]
+    common = set(parts[0][0])
+    for sc, _ in parts[1:]:
+        common &= set(sc)
+    if common:
+        inner = []
+        for (c, _), (sc, core) in zip(items, parts):
+            rest = [f for f in sc if f not in common] + [core]
+            inner.append(scale(c, mul(*rest)))
+        return [(Fraction(1), mul(*sorted(common, key=_mul_order), add(*inner)))]
+    # A common numeric coefficient: 2A + 2B -> 2(A + B).
+    coefs = {c for c, _ in items}
+    if len(coefs) == 1:
+        (c,) = coefs
+        if c not in (1, -1):
+            return [(c, add(*[t for _, t in items]))]
+    chains = [_chain(t) for _, t in items]
+    if all(len(ch) >= 2 for ch in chains):
+        first = chains[0][0]
+        if all(ch[0] is first for ch in chains):
+            inner = add(*[scale(c, matmul(*ch[1:])) for (c, _), ch in zip(items, chains)])
+            return [(Fraction(1), matmul(first, inner))]
+        last = chains[0][-1]
+        if all(ch[-1] is last for ch in chains):
+            inner = add(*[scale(c, matmul(*ch[:-1])) for (c, _), ch in zip(items, chains)])
+            return [(Fraction(1), matmul(inner, last))]
+    # Common Hadamard factor: A ⊙ X + B ⊙ X -> (A + B) ⊙ X.
+    if all(t.op == "mul" and not t.is_scalar for _, t in items):
+        common = set(items[0][1].args)
+        for _, t in items[1:]:
+            common &= set(t.args)
+        common = [f for f in common if not f.is_scalar and f.shape == shape]
+        if common and all(len(t.args) > len(common) for _, t in items):
+            inner = add(*[scale(c, mul(*[f for f in t.args if f not in common])) for c, t in items])
+            return [(Fraction(1), mul(*common, inner))]
+    return items
+
+
+# ----------------------------------------------------------------------------
+# Element-wise products and powers
+
+
+def _mul_order(x):
+    return (not x.is_scalar, x.op == "add", x.depth, x.leaf, x.skey)
+
+
+def mul(*xs):
+    shape = _bshape(xs, "element-wise product")
+    coef = Fraction(1)
+    powers = {}
+    other = []
+    for x in xs:
+        for f in (x.args if x.op == "mul" else (x,)):
+            if f.op == "const":
+                coef = coef * f.attr
+                continue
+            if is_zero(f):
+                return zero(shape)
+            if f.op == "pow" and f.args[1].op == "const":
+                base, e = f.args[0], f.args[1].attr
+            else:
+                base, e = f, Fraction(1)
+            powers[base] = powers.get(base, 0) + e
+    if coef == 0:
+        return zero(shape)
+    for base, e in powers.items():
+        if e != 0:
+            other.append(power(base, num(e)) if e != 1 else base)
+    # An all-ones factor does nothing next to another factor of full shape.
+    if any(not f.is_scalar and f.shape == shape and not is_ones_matrix(f) for f in other):
+        other = [f for f in other if not is_ones_matrix(f)]
+    if isinstance(coef, float) and coef.is_integer():
+        coef = Fraction(int(coef))
+    if not other:
+        if shape == (1, 1):
+            return num(coef)
+        base = ones_like(shape)
+        return base if coef == 1 else _make("mul", (num(coef), base), None, shape)
+    other.sort(key=_mul_order)
+    if coef != 1:
+        other.insert(0, num(coef))
+    if len(other) == 1:
+        only = other[0]
+        if only.shape != shape:
+            return mul(only, ones_like(shape))
+        return only
+    return _make("mul", tuple(other), None, shape)
+
+
+def power(base, e):
+    """Element-wise power base.^e (e a node, usually a constant)."""
+    if e.op == "const":
+        p = e.attr
+        if p == 1:
+            return base
+        if p == 0:
+            return ones_like(base.shape) if not base.is_scalar else num(1)
+        if base.op == "const" and isinstance(p, Fraction) and p.denominator == 1:
+            try:
+                return num(base.attr ** int(p))
+            except ZeroDivisionError:
+                pass
+        if base.op == "pow" and base.args[1].op == "const" and isinstance(p, Fraction) \
+                and p.denominator == 1:
+            return power(base.args[0], num(base.args[1].attr * p))
+        if base.op == "mul" and base.is_scalar and isinstance(p, Fraction) and p.denominator == 1:
+            return mul(*[power(f, e) for f in base.args])
+    if is_zero(base) and e.op == "const" and e.attr > 0:
+        return base
+    return _make("pow", (base, e), None, base.shape)
+
+
+def recip(x):
+    return power(x, num(-1))
+
+
+def neg(x):
+    return scale(-1, x)
+
+
+def sub(a, b):
+    return add(a, neg(b))
+
+
+# ----------------------------------------------------------------------------
+# Matrix products
+
+
+def matmul(*xs):
+    scalars = []
+    chain = []
+    for x in xs:
+        if x.is_scalar:
+            scalars.append(x)
+            continue
+        sc, core = _scalar_parts(x) if x.op == "mul" else ([], x)
+        scalars.extend(sc)
+        if core.op == "matmul":
+            chain.extend(core.args)
+        else:
+            chain.append(core)
+    for a, b in zip(chain, chain[1:]):
+        if a.cols != b.rows:
+            raise ShapeError(f"matrix product of {_fmt(a.shape)} and {_fmt(b.shape)}")
+    if not chain:
+        return mul(*scalars) if scalars else num(1)
+    shape = (chain[0].rows, chain[-1].cols)
+    if any(is_zero(f) for f in chain + scalars):
+        return zero(shape)
+    chain = _simplify_chain(chain, scalars)
+    if not chain:
+        core = eye(shape[0])
+    elif len(chain) == 1:
+        core = chain[0]
+    else:
+        core = _make("matmul", tuple(chain), None, shape)
+    return mul(*scalars, core) if scalars else core
+
+
+def _is_onehot(x):
+    return x.op == "var" and x.attr[1] == "onehot"
+
+
+def _simplify_chain(chain, scalars):
+    """Local rewrites of adjacent factors; factors that become scalars go to `scalars`."""
+    changed = True
+    while changed:
+        changed = False
+        out = []
+        for f in chain:
+            if f.op == "eye":
+                changed = True
+                continue
+            if out:
+                prev = out[-1]
+                rep = _pair(prev, f)
+                if rep is not None:
+                    out.pop()
+                    if rep.is_scalar:
+                        scalars.append(rep)
+                    else:
+                        out.append(rep)
+                    changed = True
+                    continue
+            out.append(f)
+        chain = out
+    return chain
+
+
+def _pair(a, b):
+    """Simplify the adjacent pair a b, or None."""
+    # onehot rows sum to 1: Y𝟙 = 𝟙, 𝟙ᵀYᵀ = 𝟙ᵀ
+    if b.op == "ones" and _is_onehot(a):
+        return ones(a.rows)
+    if a.op == "T" and a.args[0].op == "ones" and b.op == "T" and _is_onehot(b.args[0]):
+        return transpose(ones(b.cols))
+    if a.op == "T" and a.args[0].op == "ones" and b.op == "ones":
+        return dim(b.rows)  # 𝟙ᵀ𝟙 = n
+    if a.op == "T" and a.args[0].op == "ones" and _is_onehot(b) and b.cols == 1:
+        return num(1)
+    if b.op == "ones" and a.op == "T" and _is_onehot(a.args[0]) and a.rows == 1:
+        return num(1)
+    if a.op == "inv" and a.args[0] is b or b.op == "inv" and b.args[0] is a:
+        return eye(a.rows)
+    if a.op == "T" and b.op == "T" and a.args[0].op == "inv" and a.args[0].args[0] is b.args[0]:
+        return eye(a.rows)
+    if a.op == "T" and b.op == "T" and b.args[0].op == "inv" and b.args[0].args[0] is a.args[0]:
+        return eye(a.rows)
+    if a.op == "diag" and b.op == "diag":
+        return diag(mul(a.args[0], b.args[0]))
+    return None
+
+
+# ----------------------------------------------------------------------------
+# Transpose and symmetry
+
+
+def is_symmetric(x):
+    op = x.op
+    if x.is_scalar or op in ("eye", "diag", "zero"):
+        return True
+    if x.rows != x.cols:
+        return False
+    if op == "var":
+        return x.attr[1] in ("symmetric", "spd")
+    if op in ("mul", "add"):
+        if all(is_symmetric(a) for a in x.args):
+            return True
+        if op == "add":
+            return frozenset(x.args) == frozenset(transpose(a) for a in x.args)
+        return False
+    if op in ("inv", "fn", "pow"):
+        return is_symmetric(x.args[0])
+    if op == "matmul":
+        ch = x.args
+        n = len(ch)
+        for i in range(n // 2):
+            if transpose(ch[i]) is not ch[n - 1 - i]:
+                return False
+        return n % 2 == 0 or is_symmetric(ch[n // 2])
+    return False
+
+
+def _transpose_free(x):
+    """Transposing x adds no transpose sign (it is one, or it is symmetric)."""
+    return x.op == "T" or x.is_scalar or is_symmetric(x) or (
+        x.op in ("mul", "add") and all(_transpose_free(a) for a in x.args)) or (
+        x.op in ("fn", "pow") and _transpose_free(x.args[0])) or x.op == "ones"
+
+
+def transpose(x):
+    if x.is_scalar:
+        return x
+    op = x.op
+    if op == "T":
+        return x.args[0]
+    if op == "zero":
+        return zero((x.cols, x.rows))
+    if is_symmetric(x):
+        return x
+    if op == "matmul":
+        return matmul(*[transpose(a) for a in reversed(x.args)])
+    if op == "mul" and _transpose_free(x):
+        return mul(*[transpose(a) for a in x.args])
+    if op == "mul" and x.args[0].is_scalar:
+        sc = [a for a in x.args if a.is_scalar]
+        rest = [a for a in x.args if not a.is_scalar]
+        return mul(*sc, transpose(rest[0] if len(rest) == 1 else _make("mul", tuple(rest), None, x.shape)))
+    if op == "add" and _transpose_free(x):
+        return add(*[transpose(a) for a in x.args])
+    if op == "fn" and _transpose_free(x.args[0]):
+        return fn(x.attr, transpose(x.args[0]))
+    if op == "pow" and _transpose_free(x.args[0]):
+        return power(transpose(x.args[0]), x.args[1])
+    if op == "inv" and x.args[0].op == "T":
+        return inv(x.args[0].args[0])
+    return _make("T", (x,), None, (x.cols, x.rows))
+
+
+# ----------------------------------------------------------------------------
+# Matrix functions
+
+
+def _square(x, what):
+    if x.rows != x.cols:
+        raise ShapeError(f"{what} needs a square matrix, got {_fmt(x.shape)}")
+
+
+def inv(x):
+    if x.is_scalar:
+        return recip(x)
+    _square(x, "inverse")
+    op = x.op
+    if op == "inv":
+        return x.args[0]
+    if op == "eye":
+        return x
+    if op == "T":
+        return transpose(inv(x.args[0]))
+    if op == "diag":
+        return diag(recip(x.args[0]))
+    if op == "mul" and x.args[0].is_scalar:
+        sc = [a for a in x.args if a.is_scalar]
+        rest = [a for a in x.args if not a.is_scalar]
+        if len(rest) == 1:
+            return mul(*[recip(s) for s in sc], inv(rest[0]))
+    return _make("inv", (x,), None, x.shape)
+
+
+def tr(x):
+    if x.is_scalar:
+        return x
+    _square(x, "trace")
+    op = x.op
+    if op == "T":
+        return tr(x.args[0])
+    if op == "eye":
+        return dim(x.rows)
+    if op == "zero":
+        return num(0)
+    if op == "mul" and x.args[0].is_scalar:
+        sc = [a for a in x.args if a.is_scalar]
+        rest = [a for a in x.args if not a.is_scalar]
+        if len(rest) == 1:
+            return mul(*sc, tr(rest[0]))
+    if op == "add":
+        # tr is linear; keep scalars out of the trace.
+        return add(*[tr(a) if not a.is_scalar else mul(a, dim(x.rows)) for a in x.args])
+    if op == "matmul":
+        ch = x.args
+        # tr(a ... ) with a a column vector = (...)a, a scalar: no trace needed.
+        for i, f in enumerate(ch):
+            if f.cols == 1:
+                return matmul(*(ch[i + 1:] + ch[:i + 1]))
+    return _make("tr", (x,), None, (1, 1))
+
+
+def det(x):
+    if x.is_scalar:
+        return x
+    _square(x, "det")
+    if x.op == "T":
+        return det(x.args[0])
+    if x.op == "inv":
+        return recip(det(x.args[0]))
+    if x.op == "eye":
+        return num(1)
+    return _make("det", (x,), None, (1, 1))
+
+
+def logdet(x):
+    if x.is_scalar:
+        return fn("log", fn("abs", x))
+    _square(x, "logdet")
+    if x.op == "T":
+        return logdet(x.args[0])
+    if x.op == "inv":
+        return neg(logdet(x.args[0]))
+    if x.op == "eye":
+        return num(0)
+    return _make("logdet", (x,), None, (1, 1))
+
+
+def sum_(x):
+    if x.is_scalar:
+        return x
+    if x.op == "mul" and x.args[0].is_scalar:
+        sc = [a for a in x.args if a.is_scalar]
+        rest = [a for a in x.args if not a.is_scalar]
+        if len(rest) == 1:
+            return mul(*sc, sum_(rest[0]))
+    if x.op == "T":
+        return sum_(x.args[0])
+    if x.op == "zero":
+        return num(0)
+    return _make("sum", (x,), None, (1, 1))
+
+
+def norm(x):
+    if x.is_scalar:
+        return fn("abs", x)
+    if x.op == "T":
+        return norm(x.args[0])
+    return _make("norm", (x,), None, (1, 1))
+
+
+def diag(v):
+    """Vector -> diagonal matrix."""
+    if v.is_scalar:
+        return v
+    if v.cols != 1:
+        raise ShapeError(f"diag of a row vector {_fmt(v.shape)}")
+    if v.op == "ones":
+        return eye(v.rows)
+    if v.op == "zero":
+        return zero((v.rows, v.rows))
+    if v.op == "mul" and v.args[0].is_scalar:
+        sc = [a for a in v.args if a.is_scalar]
+        rest = [a for a in v.args if not a.is_scalar]
+        if len(rest) == 1:
+            return mul(*sc, diag(rest[0]))
+    return _make("diag", (v,), None, (v.rows, v.rows))
+
+
+def diagvec(x):
+    """Matrix -> vector of its diagonal."""
+    if x.is_scalar:
+        return x
+    _square(x, "diag")
+    if x.op == "eye":
+        return ones(x.rows)
+    if x.op == "diag":
+        return x.args[0]
+    if x.op == "T":
+        return diagvec(x.args[0])
+    if x.op == "zero":
+        return zero((x.rows, 1))
+    if x.op == "mul" and x.args[0].is_scalar:
+        sc = [a for a in x.args if a.is_scalar]
+        rest = [a for a in x.args if not a.is_scalar]
+        if len(rest) == 1:
+            return mul(*sc, diagvec(rest[0]))
+    return _make("diagvec", (x,), None, (x.rows, 1))
+
+
+def fn(name, x):
+    """Element-wise function by canonical name; rewrites keep textbook forms."""
+    if name == "log":
+        if x.op == "fn" and x.attr == "exp":
+            return x.args[0]
+        if x.op == "softmax":
+            return log_softmax(x.args[0])
+        if x.op == "add" and len(x.args) == 2:
+            a, b = x.args
+            if a.op == "const" and a.attr == 1 and b.op == "fn" and b.attr == "exp":
+                return fn("softplus", b.args[0])
+    if name == "exp" and x.op == "fn" and x.attr == "log":
+        return x.args[0]
+    if name == "exp" and x.op == "log_softmax":
+        return softmax(x.args[0])
+    if is_zero(x) and name in ("sin", "tanh", "relu", "sqrt", "abs", "sign", "step"):
+        return x
+    return _make("fn", (x,), name, x.shape)
+
+
+def softmax(x):
+    return _make("softmax", (x,), None, x.shape)
+
+
+def log_softmax(x):
+    return _make("log_softmax", (x,), None, x.shape)
+
+
+def logsumexp(x):
+    shape = (1, 1) if x.cols == 1 or x.rows == 1 else (x.rows, 1)
+    return _make("logsumexp", (x,), None, shape)
+
+
+def generic(op, args, attr=None):
+    """Rebuild a node of `op` from new args through its constructor."""
+    return BUILDERS[op](args, attr)
+
+
+BUILDERS = {
+    "add": lambda a, _: add(*a),
+    "mul": lambda a, _: mul(*a),
+    "pow": lambda a, _: power(a[0], a[1]),
+    "matmul": lambda a, _: matmul(*a),
+    "T": lambda a, _: transpose(a[0]),
+    "inv": lambda a, _: inv(a[0]),
+    "tr": lambda a, _: tr(a[0]),
+    "det": lambda a, _: det(a[0]),
+    "logdet": lambda a, _: logdet(a[0]),
+    "sum": lambda a, _: sum_(a[0]),
+    "norm": lambda a, _: norm(a[0]),
+    "diag": lambda a, _: diag(a[0]),
+    "diagvec": lambda a, _: diagvec(a[0]),
+    "fn": lambda a, attr: fn(attr, a[0]),
+    "softmax": lambda a, _: softmax(a[0]),
+    "log_softmax": lambda a, _: log_softmax(a[0]),
+    "logsumexp": lambda a, _: logsumexp(a[0]),
+}

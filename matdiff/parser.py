@@ -1,0 +1,422 @@
+"""Recursive-descent parser: source text -> AST with source spans.
+
+Precedence, tightest first: postfix (ᵀ ' ^T ^k ^-1 .^ ⁻¹); function
+application; product (juxtaposition, *, @, scalar /); Hadamard (⊙ ∘ .* ./ ⊘);
+unary minus; + and -.
+"""
+
+import re
+
+from .errors import ParseError, NameError_
+from .lexer import tokenize
+
+GREEK_LETTERS = set("αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩϵϑϕς")
+GREEK_NAMES = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
+    "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho",
+    "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
+}
+GREEK_NAMES |= {g.capitalize() for g in GREEK_NAMES}
+_GREEK_WITH_DIGITS = re.compile(r"^(?:[%s]|%s)\d*$" % (
+    "".join(sorted(GREEK_LETTERS)), "|".join(sorted(GREEK_NAMES, key=len, reverse=True))))
+
+# Structural functions (element-wise ones come from the rule table).
+STRUCTURAL = {
+    "tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet", "sum": "sum",
+    "norm": "norm", "diag": "diag", "inv": "inv", "softmax": "softmax",
+    "log_softmax": "log_softmax", "logsoftmax": "log_softmax",
+    "logsumexp": "logsumexp",
+}
+TEMPLATE_ONLY = {"ones_like": "ones_like", "eye_like": "eye_like"}
+
+
+class Ast:
+    __slots__ = ("kind", "args", "value", "span", "op_span")
+
+    def __init__(self, kind, args=(), value=None, span=(0, 0), op_span=None):
+        self.kind = kind
+        self.args = tuple(args)
+        self.value = value
+        self.span = span
+        self.op_span = op_span or span
+
+    def __repr__(self):
+        inner = ", ".join(repr(a) for a in self.args)
+        v = "" if self.value is None else f"{self.value!r}"
+        return f"{self.kind}[{v}]({inner})"
+
+
+def is_greek(name):
+    return bool(_GREEK_WITH_DIGITS.match(name))
+
+
+class Parser:
+    def __init__(self, src, functions, declared=(), template=False):
+        self.src = src
+        self.toks = tokenize(src)
+        self.pos = 0
+        self.functions = dict(functions)
+        self.functions.update(STRUCTURAL)
+        if template:
+            self.functions.update(TEMPLATE_ONLY)
+        self.declared = set(declared)
+        self.template = template
+        self.bars = []  # open norm / abs bars: their closing token ends juxtaposition
+        self.pending = []  # chunks of a split name not yet consumed
+
+    # -- token helpers ---------------------------------------------------
+    def peek(self, k=0):
+        return self.toks[min(self.pos + k, len(self.toks) - 1)]
+
+    def next(self):
+        tok = self.toks[self.pos]
+        self.pos += 1
+        return tok
+
+    def at_op(self, *ops):
+        kind, value, _, _ = self.peek()
+        return kind == "OP" and value in ops
+
+    def expect_op(self, op, what=None):
+        tok = self.peek()
+        if tok[0] == "OP" and tok[1] == op:
+            return self.next()
+        shown = "end of input" if tok[0] == "END" else repr(self.src[tok[2]:tok[3]])
+        raise ParseError(f"expected {what or repr(op)} but found {shown}", self.src,
+                         (tok[2], max(tok[3], tok[2] + 1)))
+
+    def error(self, msg, tok=None):
+        tok = tok or self.peek()
+        raise ParseError(msg, self.src, (tok[2], max(tok[3], tok[2] + 1)))
+
+    # -- program ---------------------------------------------------------
+    def parse_program(self):
+        """Statements separated by ; or newlines. Returns [(name|None, ast)]."""
+        stmts = []
+        while True:
+            while self.peek()[0] == "SEP":
+                self.next()
+            if self.peek()[0] == "END":
+                break
+            name = None
+            if self.peek()[0] == "NAME" and self.peek(1)[:2] == ("OP", "="):
+                name = self.next()[1]
+                self.next()
+            elif self.peek()[0] == "NAME" and self.peek(1)[:2] == ("OP", ":"):
+                self.error("declarations go in --var NAME:KIND or vars={...}, not in the expression")
+            expr = self.parse_expr()
+            stmts.append((name, expr))
+            if name is not None:
+                self.declared.add(name)
+            tok = self.peek()
+            if tok[0] not in ("SEP", "END"):
+                self.error(f"unexpected {self.src[tok[2]:tok[3]]!r}")
+        if not stmts:
+            raise ParseError("empty expression", self.src, (0, max(1, len(self.src))))
+        return stmts
+
+    def parse_single(self):
+        expr = self.parse_expr()
+        tok = self.peek()
+        if tok[0] != "END":
+            self.error(f"unexpected {self.src[tok[2]:tok[3]]!r}")
+        return expr
+
+    # -- expressions -----------------------------------------------------
+    def parse_expr(self):
+        left = self.parse_unary()
+        while self.at_op("+", "-"):
+            tok = self.next()
+            right = self.parse_unary()
+            left = Ast("add" if tok[1] == "+" else "sub", (left, right),
+                       span=(left.span[0], right.span[1]), op_span=(tok[2], tok[3]))
+        return left
+
+    def parse_unary(self):
+        if self.at_op("-"):
+            tok = self.next()
+            if self.at_op("+", "-") and self.peek()[1] == "+":
+                self.error("unexpected '+'")
+            arg = self.parse_unary()
+            return Ast("neg", (arg,), span=(tok[2], arg.span[1]), op_span=(tok[2], tok[3]))
+        if self.at_op("+"):
+            self.next()
+            return self.parse_unary()
+        return self.parse_hadamard()
+
+    def parse_hadamard(self):
+        left = self.parse_product()
+        while self.at_op("had", "ediv"):
+            tok = self.next()
+            right = self.parse_signed(self.parse_product)
+            left = Ast(tok[1], (left, right), span=(left.span[0], right.span[1]),
+                       op_span=(tok[2], tok[3]))
+        return left
+
+    def parse_signed(self, inner):
+        """After an explicit binary operator, allow a leading minus: 2 * -x."""
+        if self.at_op("-"):
+            tok = self.next()
+            arg = self.parse_signed(inner)
+            return Ast("neg", (arg,), span=(tok[2], arg.span[1]), op_span=(tok[2], tok[3]))
+        return inner()
+
+    def starts_primary(self):
+        kind, value, _, _ = self.peek()
+        if self.pending:
+            return True
+        if kind in ("NAME", "NUM", "ONES"):
+            return True
+        if kind == "OP":
+            if value in ("(",):
+                return True
+            if value in ("norm", "abs"):
+                # A bar that closes an open norm/abs ends the product.
+                return not (self.bars and self.bars[-1] == value)
+        return False
+
+    def parse_product(self):
+        left = self.parse_apply()
+        while True:
+            if self.at_op("*", "/"):
+                tok = self.next()
+                right = self.parse_signed(self.parse_apply)
+                kind = "prod" if tok[1] == "*" else "div"
+                left = Ast(kind, (left, right), span=(left.span[0], right.span[1]),
+                           op_span=(tok[2], tok[3]))
+            elif self.starts_primary():
+                gap = (left.span[1], max(left.span[1] + 1, self.peek()[2]))
+                right = self.parse_apply()
+                left = Ast("prod", (left, right), span=(left.span[0], right.span[1]),
+                           op_span=gap)
+            else:
+                return left
+
+    def parse_apply(self):
+        """Function application without parentheses: `log det X`."""
+        if not self.pending and self.peek()[0] == "NAME":
+            name = self.peek()[1]
+            fname = self.function_name(name)
+            if fname is not None and not self.at_op_k(1, "("):
+                tok = self.next()
+                if not self.starts_primary():
+                    self.error(f"function {name!r} needs an argument", tok)
+                arg = self.parse_apply()
+                return Ast("call", (arg,), value=fname, span=(tok[2], arg.span[1]),
+                           op_span=(tok[2], tok[3]))
+        return self.parse_postfix(self.parse_primary())
+
+    def at_op_k(self, k, op):
+        tok = self.peek(k)
+        return tok[0] == "OP" and tok[1] == op
+
+    def function_name(self, name):
+        if name in self.declared:
+            return None
+        return self.functions.get(name)
+
+    # -- postfix ---------------------------------------------------------
+    def parse_postfix(self, node):
+        while True:
+            kind, value, s, e = self.peek()
+            if self.pending:
+                return node  # the next chunk of a split name follows
+            if kind == "OP" and value == "'":
+                self.next()
+                node = Ast("T", (node,), span=(node.span[0], e), op_span=(s, e))
+            elif kind == "SUP":
+                self.next()
+                if value == "T":
+                    node = Ast("T", (node,), span=(node.span[0], e), op_span=(s, e))
+                elif value == "inv":
+                    node = Ast("inv", (node,), span=(node.span[0], e), op_span=(s, e))
+                elif value == "invT":
+                    node = Ast("T", (Ast("inv", (node,), span=(node.span[0], e), op_span=(s, e)),),
+                               span=(node.span[0], e), op_span=(s, e))
+                else:
+                    expo = Ast("num", value=str(value), span=(s, e))
+                    node = Ast("pow", (node, expo), span=(node.span[0], e), op_span=(s, e))
+            elif kind == "OP" and value in ("^", "epow"):
+                self.next()
+                node = self.parse_power(node, value == "epow", (s, e))
+            else:
+                return node
+
+    def parse_power(self, base, elementwise, op_span):
+        kind, value, s, e = self.peek()
+        braced = kind == "OP" and value == "{"
+        if braced:
+            self.next()
+            kind, value, s, e = self.peek()
+        if not elementwise and kind == "NAME" and value == "T":
+            self.next()
+            if braced:
+                self.expect_op("}", "'}'")
+            return Ast("T", (base,), span=(base.span[0], self.toks[self.pos - 1][3]), op_span=op_span)
+        if braced:
+            expo = self.parse_expr()
+            self.expect_op("}", "'}'")
+        elif kind == "OP" and value == "-":
+            tok = self.next()
+            inner = self.parse_exponent_atom()
+            expo = Ast("neg", (inner,), span=(tok[2], inner.span[1]), op_span=(tok[2], tok[3]))
+        else:
+            expo = self.parse_exponent_atom()
+        end = self.toks[self.pos - 1][3]
+        if not elementwise and _is_minus_one(expo):
+            return Ast("inv", (base,), span=(base.span[0], end), op_span=op_span)
+        return Ast("epow" if elementwise else "pow", (base, expo), span=(base.span[0], end),
+                   op_span=op_span)
+
+    def parse_exponent_atom(self):
+        kind, value, s, e = self.peek()
+        if kind == "NUM":
+            self.next()
+            return Ast("num", value=value, span=(s, e))
+        if kind == "OP" and value == "(":
+            self.next()
+            inner = self.parse_expr()
+            self.expect_op(")", "')'")
+            return inner
+        if kind == "NAME":
+            return self.parse_primary()
+        self.error("expected an exponent after '^'")
+
+    # -- primaries -------------------------------------------------------
+    def parse_primary(self):
+        if self.pending:
+            return self.take_chunk()
+        kind, value, s, e = self.peek()
+        if kind == "NUM":
+            self.next()
+            return Ast("num", value=value, span=(s, e))
+        if kind == "ONES":
+            self.next()
+            return Ast("ones", value=value, span=(s, e))
+        if kind == "OP" and value == "(":
+            self.next()
+            inner = self.parse_expr()
+            close = self.expect_op(")", "')'")
+            inner.span = (s, close[3]) if inner.kind in ("name", "num") else inner.span
+            return Ast("paren", (inner,), span=(s, close[3]))
+        if kind == "OP" and value in ("norm", "abs"):
+            return self.parse_bars(value)
+        if kind == "NAME":
+            return self.parse_name()
+        if kind == "END":
+            self.error("unexpected end of input")
+        if kind == "SEP":
+            self.error("unexpected end of statement")
+        self.error(f"unexpected {self.src[s:e]!r}")
+
+    def parse_bars(self, bar):
+        open_tok = self.next()
+        self.bars.append(bar)
+        inner = self.parse_expr()
+        self.bars.pop()
+        sym = "‖" if bar == "norm" else "|"
+        close = self.expect_op(bar, f"closing {sym}")
+        end = close[3]
+        if bar == "abs":
+            return Ast("call", (inner,), value="abs", span=(open_tok[2], end), op_span=(open_tok[2], end))
+        sub = None
+        if self.peek()[0] == "SUB":
+            tok = self.next()
+            sub = tok[1]
+            end = tok[3]
+            if sub not in ("F", "2", "fro"):
+                self.error(f"unknown norm subscript _{sub} (use _F or _2)", tok)
+        return Ast("call", (inner,), value="norm", span=(open_tok[2], end),
+                   op_span=(open_tok[2], end))._with_sub(sub)
+
+    def parse_name(self):
+        kind, name, s, e = self.peek()
+        fname = self.function_name(name)
+        if fname is not None:
+            self.next()
+            if not self.at_op("("):
+                self.error(f"function {name!r} needs an argument")
+            self.next()
+            args = [self.parse_expr()]
+            while self.at_op(","):
+                self.next()
+                args.append(self.parse_expr())
+            close = self.expect_op(")", "')'")
+            node = Ast("call", args, value=fname, span=(s, close[3]), op_span=(s, e))
+            if fname == "norm" and self.peek()[0] == "SUB":
+                tok = self.next()
+                if tok[1] not in ("F", "2", "fro"):
+                    self.error(f"unknown norm subscript _{tok[1]} (use _F or _2)", tok)
+                node._with_sub(tok[1])
+            return node
+        if self.keep_whole(name):
+            self.next()
+            return self.name_node(name, s, e)
+        # Split into chunks: one letter followed by its digits.
+        self.next()
+        chunks = []
+        i = 0
+        while i < len(name):
+            j = i + 1
+            while j < len(name) and name[j].isdigit():
+                j += 1
+            chunks.append((name[i:j], s + i, s + j))
+            i = j
+        self.pending = chunks[1:]
+        first, cs, ce = chunks[0]
+        return self.name_node(first, cs, ce)
+
+    def take_chunk(self):
+        name, s, e = self.pending.pop(0)
+        return self.name_node(name, s, e)
+
+    def keep_whole(self, name):
+        return (name in self.declared or "_" in name or is_greek(name)
+                or name in ("eye", "ones", "pi") or len(name) == 1
+                or re.fullmatch(r"[^\W\d_]\d+", name) is not None)
+
+    def name_node(self, name, s, e):
+        if name in self.declared:
+            return Ast("name", value=name, span=(s, e))
+        if name in ("eye", "I"):
+            sub = self.subscript()
+            return Ast("eye", value=sub, span=(s, e))
+        if name == "ones":
+            sub = self.subscript()
+            if sub is None and not self.pending and self.at_op("("):
+                # ones(N)
+                self.next()
+                kind, value, _, _ = self.peek()
+                if kind not in ("NAME", "NUM"):
+                    self.error("ones(...) takes a dimension name or number")
+                self.next()
+                self.expect_op(")", "')'")
+                sub = value
+            return Ast("ones", value=sub, span=(s, e))
+        return Ast("name", value=name, span=(s, e))
+
+    def subscript(self):
+        if not self.pending and self.peek()[0] == "SUB":
+            return self.next()[1]
+        return None
+
+
+def _is_minus_one(expo):
+    return (expo.kind == "neg" and expo.args[0].kind == "num"
+            and float(expo.args[0].value) == 1.0)
+
+
+def _with_sub(self, sub):
+    self.value = (self.value, sub) if self.kind == "call" and self.value == "norm" else self.value
+    return self
+
+
+Ast._with_sub = _with_sub
+
+
+def parse_program(src, functions, declared=()):
+    return Parser(src, functions, declared).parse_program()
+
+
+def parse_template(src, placeholders, functions):
+    return Parser(src, functions, declared=placeholders, template=True).parse_single()

@@ -1,0 +1,405 @@
+"""Text (Unicode, valid matdiff input) and LaTeX printers over the IR.
+
+One printer, two styles. Precedence decides parentheses; shared nodes are
+printed once per call (memo), and nodes bound to intermediate names print as
+those names.
+"""
+
+import re
+from fractions import Fraction
+
+from . import ruletable
+
+ADD, NEG, HAD, PROD, APPLY, POSTFIX, ATOM = range(7)
+
+_CHUNK = re.compile(r"^[^\W\d_]\d*$")
+_WORD = r"(?:(?![𝟙ᵀ⁻⁰¹²³⁴⁵⁶⁷⁸⁹])\w)"
+_NAME_TAIL = re.compile(_WORD + "+$")
+_NAME_HEAD = re.compile("^" + _WORD + "+")
+
+_LATEX_GREEK = {
+    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
+    "η": "eta", "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu",
+    "ν": "nu", "ξ": "xi", "π": "pi", "ρ": "rho", "σ": "sigma", "τ": "tau", "υ": "upsilon",
+    "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega", "Γ": "Gamma", "Δ": "Delta",
+    "Θ": "Theta", "Λ": "Lambda", "Ξ": "Xi", "Π": "Pi", "Σ": "Sigma", "Φ": "Phi",
+    "Ψ": "Psi", "Ω": "Omega",
+}
+_GREEK_WORDS = set(_LATEX_GREEK.values())
+
+
+def _fmt_number(v):
+    if isinstance(v, Fraction):
+        if v.denominator == 1:
+            return str(v.numerator)
+        return f"{v.numerator}/{v.denominator}"
+    r = repr(float(v))
+    return r[:-2] if r.endswith(".0") else r
+
+
+class Printer:
+    latex = False
+
+    def __init__(self, names=None, eye_name="I"):
+        self.names = names or {}
+        self.eye_name = eye_name
+        self.memo = {}
+        self.whole = set()  # printed names that splitting would break: need spaces
+
+    def spaced(self, n):
+        if not _CHUNK.match(n):
+            self.whole.add(n)
+        return n
+
+    def __call__(self, node):
+        return self.p(node)[0]
+
+    def p(self, node):
+        hit = self.memo.get(node)
+        if hit is None:
+            name = self.names.get(node)
+            hit = (self.name(self.spaced(name)), ATOM) if name is not None else getattr(self, "p_" + node.op)(node)
+            self.memo[node] = hit
+        return hit
+
+    def wrap(self, node, prec):
+        s, q = self.p(node)
+        return self.paren(s) if q < prec else s
+
+    # -- style hooks -------------------------------------------------------
+    def paren(self, s):
+        return f"({s})"
+
+    def name(self, n):
+        return n
+
+    def minus(self):
+        return "−"
+
+    def juxt(self, left, right):
+        if not left:
+            return right
+        if not right:
+            return left
+        a = _NAME_TAIL.search(left)
+        b = _NAME_HEAD.match(right)
+        if a and b:
+            ta, tb = a.group(0), b.group(0)
+            if tb[0].isdigit() or "_" in ta or "_" in tb:
+                return f"{left} {right}"
+            if ta.isdigit():
+                if tb[0] in "eE":
+                    return f"{left} {right}"
+            elif (any(ta.endswith(w) for w in self.whole) or any(tb.startswith(w) for w in self.whole)
+                  or tb in ruletable.functions() or right[len(tb):len(tb) + 1] == "("):
+                return f"{left} {right}"
+        if left[-1].isdigit() and right[0] in ".":
+            return f"{left} {right}"
+        return left + right
+
+    def had_sym(self):
+        return " ⊙ "
+
+    def ediv_sym(self):
+        return " ⊘ "
+
+    def call(self, fname, arg):
+        return f"{fname}({arg})"
+
+    def number(self, v):
+        return _fmt_number(v)
+
+    def power_text(self, base, expo, elementwise):
+        return f"{base}{'.^' if elementwise else '^'}{expo}"
+
+    def transpose_text(self, s):
+        return s + "ᵀ"
+
+    def inv_text(self, s, transposed):
+        return s + ("⁻ᵀ" if transposed else "⁻¹")
+
+    def norm_text(self, s):
+        return f"‖{s}‖"
+
+    def div_text(self, num, den):
+        return f"{num}/{den}"
+
+    # -- leaves ------------------------------------------------------------
+    def p_var(self, n):
+        return self.name(self.spaced(n.attr[0])), ATOM
+
+    def p_dim(self, n):
+        return self.name(self.spaced(n.attr)), ATOM
+
+    def p_pi(self, n):
+        return ("\\pi" if self.latex else "π"), ATOM
+
+    def p_const(self, n):
+        v = n.attr
+        if v < 0:
+            return self.minus() + self.number(-v), NEG
+        s = self.number(v)
+        return s, (PROD if isinstance(v, Fraction) and v.denominator != 1 else ATOM)
+
+    def p_ones(self, n):
+        return ("\\mathbf{1}" if self.latex else "𝟙"), ATOM
+
+    def p_eye(self, n):
+        return self.eye_name, ATOM
+
+    def p_zero(self, n):
+        return ("\\mathbf{0}" if self.latex else "0"), ATOM
+
+    # -- sums and products -------------------------------------------------
+    def p_add(self, n):
+        from .ir import split_coef, scale
+        out = []
+        for i, t in enumerate(n.args):
+            c, core = split_coef(t)
+            if c < 0:
+                body = self.number(-c) if core is None else self.wrap(scale(-c, core), HAD)
+                out.append((self.minus() if i == 0 else f" {self.minus()} ") + body)
+            else:
+                body = self.wrap(t, NEG) if i == 0 else self.wrap(t, HAD)
+                out.append(body if i == 0 else f" + {body}")
+        return "".join(out), ADD
+
+    def p_mul(self, n):
+        coef = Fraction(1)
+        scal_num, scal_den, mat_num, mat_den = [], [], [], []
+        for f in n.args:
+            if f.op == "const":
+                coef = f.attr
+                continue
+            neg_pow = f.op == "pow" and f.args[1].op == "const" and f.args[1].attr < 0
+            if neg_pow:
+                from .ir import power, num
+                inv_f = power(f.args[0], num(-f.args[1].attr))
+                (scal_den if f.is_scalar else mat_den).append(inv_f)
+            else:
+                (scal_num if f.is_scalar else mat_num).append(f)
+        sign = ""
+        if coef < 0:
+            sign, coef = self.minus(), -coef
+        cnum = coef.numerator if isinstance(coef, Fraction) else coef
+        cden = coef.denominator if isinstance(coef, Fraction) else 1
+        # element-wise part
+        if mat_num or mat_den:
+            parts = [self.wrap(f, PROD) for f in mat_num] or ["1"]
+            body = self.had_sym().join(parts)
+            for f in mat_den:
+                body += self.ediv_sym() + self.wrap(f, PROD)
+            many = len(mat_num) + len(mat_den) > 1 or (not mat_num)
+            mat = body
+        else:
+            mat, many = "", False
+        prefix = ""
+        if cnum != 1 or (not scal_num and not mat):
+            prefix = self.number(cnum)
+        for f in scal_num:
+            prefix = self.juxt(prefix, self.wrap(f, APPLY if not prefix else PROD)
+                               if f.op != "matmul" else self.paren(self.p(f)[0]))
+        if prefix and mat:
+            text = self.juxt(prefix, self.paren(mat) if many else mat)
+        else:
+            text = prefix or mat
+        prec = HAD if (many and not prefix) else PROD
+        dens = []
+        if cden != 1:
+            dens.append(str(cden))
+        dens += [self.wrap(f, POSTFIX) for f in scal_den]
+        if dens:
+            den = dens[0] if len(dens) == 1 else self.paren(self.juxt_all(dens))
+            if len(dens) > 1 and self.latex:
+                den = self.juxt_all(dens)
+            num_text = text if prec >= PROD else self.paren(text)
+            text, prec = self.div_text(num_text, den), PROD
+        if sign:
+            return sign + text, NEG
+        return text, prec
+
+    def juxt_all(self, parts):
+        out = ""
+        for s in parts:
+            out = self.juxt(out, s)
+        return out
+
+    def p_matmul(self, n):
+        args = n.args
+        out = ""
+        i = 0
+        while i < len(args):
+            j = i
+            while j + 1 < len(args) and args[j + 1] is args[i]:
+                j += 1
+            s = self.wrap(args[i], POSTFIX if j > i else APPLY)
+            if j > i:
+                s = self.power_text(s, str(j - i + 1), False)
+            out = self.juxt(out, s)
+            i = j + 1
+        return out, PROD
+
+    def p_pow(self, n):
+        base, e = n.args
+        elementwise = not base.is_scalar
+        if e.op == "const":
+            v = e.attr
+            if v < 0:
+                from .ir import power, num
+                return self.div_text("1", self.wrap(power(base, num(-v)), POSTFIX)), PROD
+            es = self.number(v)
+            es = es if (isinstance(v, Fraction) and v.denominator == 1) or not isinstance(v, Fraction) else self.paren(es)
+        else:
+            es = self.wrap(e, ATOM)
+        return self.power_text(self.wrap(base, ATOM if not self.latex else POSTFIX), es, elementwise), POSTFIX
+
+    # -- postfix -------------------------------------------------------------
+    def p_T(self, n):
+        x = n.args[0]
+        if x.op == "inv":
+            return self.inv_text(self.wrap(x.args[0], ATOM), True), POSTFIX
+        return self.transpose_text(self.wrap(x, ATOM)), POSTFIX
+
+    def p_inv(self, n):
+        return self.inv_text(self.wrap(n.args[0], ATOM), False), POSTFIX
+
+    # -- functions -------------------------------------------------------------
+    def fname(self, op):
+        return op
+
+    def p_fn(self, n):
+        return self.call(self.fn_name(n.attr), self(n.args[0])), ATOM
+
+    def fn_name(self, fname):
+        return ruletable.text_name(fname)
+
+    def _call(self, op):
+        def f(n):
+            return self.call(self.fname(op), self(n.args[0])), ATOM
+        return f
+
+    def p_tr(self, n):
+        return self._call("tr")(n)
+
+    def p_det(self, n):
+        return self._call("det")(n)
+
+    def p_logdet(self, n):
+        return self._call("logdet")(n)
+
+    def p_sum(self, n):
+        return self._call("sum")(n)
+
+    def p_diag(self, n):
+        return self._call("diag")(n)
+
+    def p_diagvec(self, n):
+        return self._call("diag")(n)
+
+    def p_softmax(self, n):
+        return self._call("softmax")(n)
+
+    def p_log_softmax(self, n):
+        return self._call("log_softmax")(n)
+
+    def p_logsumexp(self, n):
+        return self._call("logsumexp")(n)
+
+    def p_norm(self, n):
+        return self.norm_text(self(n.args[0])), ATOM
+
+
+class LatexPrinter(Printer):
+    latex = True
+
+    def __init__(self, names=None, eye_name="I"):
+        super().__init__(names, "I")
+
+    def paren(self, s):
+        return f"\\left({s}\\right)"
+
+    def name(self, n):
+        m = re.fullmatch(r"([^\W\d_]+?)_?(\d+)", n)
+        base, sub = (m.group(1), m.group(2)) if m else (n, None)
+        if "_" in base and sub is None:
+            base, sub = base.split("_", 1)
+        if base in _LATEX_GREEK:
+            base = "\\" + _LATEX_GREEK[base]
+        elif base in _GREEK_WORDS or base.lower() in _GREEK_WORDS and base[0].isupper():
+            base = "\\" + base
+        elif len(base) > 1:
+            base = f"\\mathrm{{{base}}}"
+        return base if sub is None else f"{base}_{{{sub}}}"
+
+    def minus(self):
+        return "-"
+
+    def juxt(self, left, right):
+        if not left:
+            return right
+        if not right:
+            return left
+        if left[-1].isalpha() and (right[0].isalnum() or right[0] == "\\"):
+            return f"{left} {right}"
+        if left[-1].isdigit() and right[0].isdigit():
+            return f"{left} \\cdot {right}"
+        return f"{left} {right}" if right[0] == "\\" and left[-1].isalpha() else left + right
+
+    def had_sym(self):
+        return " \\odot "
+
+    def ediv_sym(self):
+        return " \\oslash "
+
+    def fname(self, op):
+        return {"tr": "\\operatorname{tr}", "det": "\\det", "logdet": "\\log\\det",
+                "sum": "\\operatorname{sum}", "diag": "\\operatorname{diag}",
+                "softmax": "\\operatorname{softmax}",
+                "log_softmax": "\\log\\operatorname{softmax}",
+                "logsumexp": "\\operatorname{logsumexp}"}[op]
+
+    def p_fn(self, n):
+        tpl = ruletable.elementwise()[n.attr]["latex"]
+        return tpl.replace("{x}", self(n.args[0])), ATOM
+
+    def call(self, fname, arg):
+        return f"{fname}\\left({arg}\\right)"
+
+    def number(self, v):
+        s = _fmt_number(v)
+        if "/" in s:
+            a, b = s.split("/")
+            return f"\\frac{{{a}}}{{{b}}}"
+        return s
+
+    def power_text(self, base, expo, elementwise):
+        return f"{base}^{{\\circ {expo}}}" if elementwise else f"{base}^{{{expo}}}"
+
+    def transpose_text(self, s):
+        return s + "^{\\top}"
+
+    def inv_text(self, s, transposed):
+        return s + ("^{-\\top}" if transposed else "^{-1}")
+
+    def norm_text(self, s):
+        return f"\\left\\|{s}\\right\\|_F"
+
+    def div_text(self, num, den):
+        return f"\\frac{{{num}}}{{{den}}}"
+
+    def p_const(self, n):
+        v = n.attr
+        if v < 0:
+            return "-" + self.number(-v), NEG
+        return self.number(v), ATOM
+
+    def p_eye(self, n):
+        return "I", ATOM
+
+
+def to_text(node, names=None, eye_name="I"):
+    return Printer(names, eye_name)(node)
+
+
+def to_latex(node, names=None):
+    return LatexPrinter(names)(node)

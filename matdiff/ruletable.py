@@ -1,0 +1,91 @@
+"""Loads the rule data in rules/ and instantiates its templates as IR.
+
+The TOML files are read once, at first use; each template is parsed once.
+"""
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import DerivativeError
+
+_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+def _rules_dir():
+    if (_RULES_DIR / "ops.toml").exists():
+        return _RULES_DIR
+    import matdiff.rules as pkg  # installed wheel: rules/ is the package matdiff.rules
+    return Path(pkg.__file__).parent
+
+
+@lru_cache(maxsize=None)
+def ops():
+    with open(_rules_dir() / "ops.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+@lru_cache(maxsize=None)
+def elementwise():
+    with open(_rules_dir() / "elementwise.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+@lru_cache(maxsize=None)
+def functions():
+    """Every spelling of an element-wise function -> its canonical name."""
+    out = {}
+    for name, entry in elementwise().items():
+        out[name] = name
+        for alias in entry.get("aliases", ()):
+            out[alias] = name
+    return out
+
+
+def text_name(fname):
+    """How an element-wise function prints (σ for sigmoid)."""
+    return elementwise()[fname].get("text", fname)
+
+
+PLACEHOLDERS = ("G", "Y", "X", "A", "B", "L", "R", "O", "D", "p", "x",
+                "dX", "dp", "dx")
+
+
+@lru_cache(maxsize=None)
+def template(text):
+    from .parser import parse_template
+    return parse_template(text, PLACEHOLDERS, functions())
+
+
+def instantiate(text, env):
+    from .build import Builder
+    return Builder(env, functions()).build(template(text))
+
+
+def op_rule(node):
+    """The rule entry of node's op, the vector/matrix variant chosen by its argument."""
+    entry = ops().get(node.op)
+    if entry is None:
+        raise DerivativeError(f"no derivative rule for {node.op!r}")
+    arg = node.args[0]
+    variant = "vector" if arg.cols == 1 or arg.rows == 1 else "matrix"
+    return entry.get(variant, entry), entry
+
+
+def arg_names(node):
+    entry = ops()[node.op]
+    names = entry["args"]
+    return ["X"] * len(node.args) if names == "*" else names
+
+
+@lru_cache(maxsize=None)
+def _derivative_text(fname):
+    entry = elementwise().get(fname)
+    if entry is None or "derivative" not in entry:
+        raise DerivativeError(f"the function {fname!r} has no derivative")
+    return entry["derivative"]
+
+
+def derivative(fname, x):
+    """f'(x) as IR, from the element-wise table."""
+    return instantiate(_derivative_text(fname), {"x": x})

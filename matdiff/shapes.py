@@ -1,0 +1,356 @@
+"""Kinds, declarations and shape inference by unifying symbolic dimensions.
+
+Inference walks the AST once, gives every variable a shape made of `Dim`
+union-find cells, unifies them through every operation and reports a
+mismatch at the operator's source position. The IR builder then works with
+the resolved dimensions (an int or a name).
+"""
+
+import re
+
+from .errors import ShapeError, NameError_
+from .parser import GREEK_LETTERS, is_greek
+
+KINDS = ("scalar", "vector", "matrix", "symmetric", "spd", "onehot")
+_SQUARE = ("symmetric", "spd")
+
+
+class Dim:
+    __slots__ = ("parent", "value", "rank", "vector_len")
+    serial = 0
+
+    def __init__(self, value=None, rank=2):
+        self.parent = None
+        self.value = value  # int, declared name, or auto name
+        self.rank = rank  # 0 literal, 1 declared, 2 auto: lower wins on unify
+
+    def find(self):
+        d = self
+        while d.parent is not None:
+            d = d.parent
+        return d
+
+
+def lit(n):
+    return Dim(n, 0)
+
+
+def resolved(d):
+    return d.find().value
+
+
+def _is_one(d):
+    return d.find().value == 1
+
+
+def is_scalar_shape(s):
+    return _is_one(s[0]) and _is_one(s[1])
+
+
+def shape_text(s):
+    return "×".join(str(resolved(d)) for d in s)
+
+
+def parse_decl(text, where=None):
+    """'matrix(N,D)' -> ('matrix', ['N', 'D']); dims may be ints."""
+    m = re.fullmatch(r"\s*([A-Za-z_]+)\s*(?:\(\s*([^)]*)\))?\s*", text)
+    if not m or m.group(1) not in KINDS:
+        raise NameError_(f"bad declaration {text!r}{' for ' + where if where else ''}: "
+                         f"expected KIND or KIND(DIMS) with KIND one of {', '.join(KINDS)}")
+    kind = m.group(1)
+    dims = []
+    if m.group(2) is not None and m.group(2).strip():
+        for part in m.group(2).split(","):
+            part = part.strip()
+            if re.fullmatch(r"\d+", part):
+                dims.append(int(part))
+            elif re.fullmatch(r"[^\W\d]\w*", part):
+                dims.append(part)
+            else:
+                raise NameError_(f"bad dimension {part!r} in declaration {text!r}")
+    return kind, dims
+
+
+def default_kind(name):
+    first = name[0]
+    if is_greek(name):
+        if first in GREEK_LETTERS:
+            return "matrix" if first.isupper() else "scalar"
+        return "matrix" if first.isupper() else "scalar"
+    return "matrix" if first.isupper() else "vector"
+
+
+class Inference:
+    """Shape inference over a parsed program."""
+
+    def __init__(self, src, decls):
+        self.src = src
+        self.decls = decls  # name -> (kind, dims)
+        self.named_dims = {}
+        self.vars = {}  # name -> (kind, (Dim, Dim))
+        self.bound = {}  # intermediate name -> shape
+        self.dim_scalars = set()
+        self.sized = {}  # id(ast) -> Dim for ones/eye
+        self.ONE = lit(1)
+        for name, (kind, dims) in decls.items():
+            for d in dims:
+                if isinstance(d, str):
+                    self.named_dims.setdefault(d, Dim(d, 1))
+
+    # -- dims --------------------------------------------------------------
+    def dim(self, d, auto_name):
+        if isinstance(d, int):
+            return self.ONE if d == 1 else lit(d)
+        if isinstance(d, str):
+            return self.named_dims.setdefault(d, Dim(d, 1))
+        Dim.serial += 1
+        return Dim(auto_name, 2 + Dim.serial)
+
+    def unify(self, a, b, ast, what):
+        ra, rb = a.find(), b.find()
+        if ra is rb:
+            return
+        va, vb = ra.value, rb.value
+        if isinstance(va, int) and isinstance(vb, int) and va != vb:
+            raise ShapeError(what(), self.src, ast.op_span)
+        # A vector's length or a matrix's side never silently becomes 1.
+        if (va == 1 and ra.rank == 0 and not isinstance(vb, int)) or \
+                (vb == 1 and rb.rank == 0 and not isinstance(va, int)):
+            raise ShapeError(what(), self.src, ast.op_span)
+        if (rb.rank, 0) < (ra.rank, 0) or isinstance(vb, int) and not isinstance(va, int):
+            ra, rb = rb, ra
+        rb.parent = ra
+
+    # -- variables ---------------------------------------------------------
+    def variable(self, name, ast):
+        if name in self.bound:
+            return self.bound[name]
+        if name in self.vars:
+            return self.vars[name][1]
+        if name not in self.decls and name in self.named_dims:
+            self.dim_scalars.add(name)
+            return (self.ONE, self.ONE)
+        kind, dims = self.decls.get(name, (default_kind(name), []))
+        if kind == "onehot" and not dims:
+            kind_shape = "vector" if name[0].islower() else "matrix"
+        else:
+            kind_shape = kind
+        if kind_shape == "onehot":
+            kind_shape = "vector" if len(dims) == 1 else "matrix"
+        want = {"scalar": 0, "vector": 1, "matrix": 2, "symmetric": 1, "spd": 1}[kind_shape]
+        if kind_shape in ("matrix",) and len(dims) == 1:
+            raise NameError_(f"{name}: a matrix needs two dimensions, got {dims}", self.src, ast.span)
+        if len(dims) > max(want, 2 if kind_shape == "matrix" else want):
+            raise NameError_(f"{name}: too many dimensions for a {kind}", self.src, ast.span)
+        if kind_shape == "scalar":
+            shape = (self.ONE, self.ONE)
+        elif kind_shape == "vector":
+            shape = (self.dim(dims[0] if dims else None, f"n_{name}"), self.ONE)
+        elif kind_shape in _SQUARE:
+            d = self.dim(dims[0] if dims else None, f"n_{name}")
+            shape = (d, d)
+        else:
+            shape = (self.dim(dims[0] if dims else None, f"m_{name}"),
+                     self.dim(dims[1] if len(dims) > 1 else None, f"n_{name}"))
+        self.vars[name] = (kind if kind != "onehot" or True else kind, shape)
+        return shape
+
+    # -- the walk ----------------------------------------------------------
+    def program(self, stmts):
+        shape = None
+        for name, ast in stmts:
+            shape = self.infer(ast)
+            if name is not None:
+                self.bound[name] = shape
+        return shape
+
+    def infer(self, ast):
+        k = ast.kind
+        f = getattr(self, "i_" + k)
+        return f(ast)
+
+    def i_paren(self, ast):
+        return self.infer(ast.args[0])
+
+    def i_name(self, ast):
+        return self.variable(ast.value, ast)
+
+    def i_num(self, ast):
+        return (self.ONE, self.ONE)
+
+    def i_ones(self, ast):
+        d = self.dim(_dimval(ast.value), "n_ones")
+        self.sized[id(ast)] = d
+        return (d, self.ONE)
+
+    def i_eye(self, ast):
+        d = self.dim(_dimval(ast.value), "n_I")
+        self.sized[id(ast)] = d
+        return (d, d)
+
+    def i_neg(self, ast):
+        return self.infer(ast.args[0])
+
+    def i_T(self, ast):
+        r, c = self.infer(ast.args[0])
+        return (c, r)
+
+    def square(self, s, ast, what):
+        if is_scalar_shape(s):
+            return s
+        self.unify(s[0], s[1], ast, lambda: f"{what} needs a square matrix, but "
+                   f"{self.text(ast.args[0])} is {shape_text(s)}")
+        return s
+
+    def i_inv(self, ast):
+        return self.square(self.infer(ast.args[0]), ast, "the inverse")
+
+    def text(self, ast):
+        s, e = ast.span
+        return self.src[s:e].strip()
+
+    def i_prod(self, ast):
+        a, b = ast.args
+        sa, sb = self.infer(a), self.infer(b)
+        if is_scalar_shape(sa):
+            return sb
+        if is_scalar_shape(sb):
+            return sa
+        self.unify(sa[1], sb[0], ast, lambda: (
+            f"shape mismatch in the product {self.text(a)} · {self.text(b)}: "
+            f"{shape_text(sa)} times {shape_text(sb)}"))
+        return (sa[0], sb[1])
+
+    def i_div(self, ast):
+        sa, sb = self.infer(ast.args[0]), self.infer(ast.args[1])
+        if is_scalar_shape(sb):
+            return sa
+        return self.broadcast(ast, sa, sb, "element-wise division")
+
+    def i_had(self, ast):
+        return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]),
+                              "Hadamard product")
+
+    def i_ediv(self, ast):
+        return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]),
+                              "element-wise division")
+
+    def i_add(self, ast):
+        return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]), "sum")
+
+    i_sub = i_add
+
+    def broadcast(self, ast, sa, sb, what):
+        if is_scalar_shape(sa):
+            return sb
+        if is_scalar_shape(sb):
+            return sa
+        a, b = ast.args
+        ka, kb = _klass(sa), _klass(sb)
+
+        def msg():
+            hint = ""
+            if {ka, kb} == {"col", "mat"}:
+                hint = " (a vector broadcasts along the last axis; to add down columns write c 𝟙ᵀ)"
+            return (f"shape mismatch in the {what} of {self.text(a)} and {self.text(b)}: "
+                    f"{shape_text(sa)} and {shape_text(sb)}{hint}")
+        if ka == kb:
+            self.unify(sa[0], sb[0], ast, msg)
+            self.unify(sa[1], sb[1], ast, msg)
+            return sa
+        if {ka, kb} == {"col", "row"}:
+            raise ShapeError(msg(), self.src, ast.op_span)
+        vec, mat = (sa, sb) if ka != "mat" else (sb, sa)
+        vlen = vec[0] if _klass(vec) == "col" else vec[1]
+        self.unify(vlen, mat[1], ast, msg)
+        return mat
+
+    def i_pow(self, ast):
+        base, expo = ast.args
+        sb = self.infer(base)
+        se = self.infer(expo)
+        if not is_scalar_shape(se):
+            raise ShapeError("an exponent must be a scalar", self.src, expo.span)
+        if is_scalar_shape(sb) or _klass(sb) != "mat":
+            return sb
+        k = integer_exponent(expo)
+        if k is None:
+            raise ShapeError(f"non-integer power of the matrix {self.text(base)}: "
+                             f"use .^ for an element-wise power", self.src, ast.op_span)
+        r, c = resolved(sb[0]), resolved(sb[1])
+        if isinstance(r, int) and isinstance(c, int) and r != c:
+            return sb  # element-wise, as in NumPy
+        return self.square(sb, ast, "a matrix power")
+
+    def i_epow(self, ast):
+        sb = self.infer(ast.args[0])
+        se = self.infer(ast.args[1])
+        if not is_scalar_shape(se):
+            raise ShapeError("an exponent must be a scalar", self.src, ast.args[1].span)
+        return sb
+
+    def i_call(self, ast):
+        fname, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
+        if len(ast.args) != 1:
+            raise ShapeError(f"{fname} takes one argument, got {len(ast.args)}", self.src, ast.span)
+        s = self.infer(ast.args[0])
+        scalar = (self.ONE, self.ONE)
+        if fname in ("tr", "det", "logdet"):
+            self.square(s, ast, f"{fname}")
+            return scalar
+        if fname == "sum":
+            return scalar
+        if fname == "norm":
+            if sub == "2" and _klass(s) == "mat":
+                raise ShapeError(f"the spectral norm ‖{self.text(ast.args[0])}‖_2 of a matrix is not "
+                                 f"supported (use ‖·‖ or ‖·‖_F, the Frobenius norm)",
+                                 self.src, ast.span)
+            return scalar
+        if fname == "inv":
+            return self.square(s, ast, "the inverse")
+        if fname == "diag":
+            if is_scalar_shape(s):
+                return s
+            k = _klass(s)
+            if k == "col":
+                return (s[0], s[0])
+            if k == "row":
+                raise ShapeError("diag of a row vector: write diag(x) with x a column vector",
+                                 self.src, ast.span)
+            self.square(s, ast, "diag")
+            return (s[0], self.ONE)
+        if fname == "logsumexp":
+            if _klass(s) == "mat":
+                return (s[0], self.ONE)
+            return scalar
+        return s  # element-wise functions, softmax, log_softmax
+
+
+def _klass(s):
+    if _is_one(s[1]):
+        return "col"
+    if _is_one(s[0]):
+        return "row"
+    return "mat"
+
+
+def _dimval(v):
+    if v is None:
+        return None
+    return int(v) if v.isdigit() else v
+
+
+def integer_exponent(expo):
+    """The integer value of an exponent AST, or None."""
+    sign = 1
+    while expo.kind in ("neg", "paren"):
+        if expo.kind == "neg":
+            sign = -sign
+        expo = expo.args[0]
+    if expo.kind != "num":
+        return None
+    try:
+        v = float(expo.value)
+    except ValueError:
+        return None
+    return sign * int(v) if v.is_integer() else None

@@ -1,0 +1,1 @@
+"""Data: the differential rules (ops.toml) and the element-wise table (elementwise.toml)."""
