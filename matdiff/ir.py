@@ -650,6 +650,8 @@ def diagvec(x):
         return x.args[0]
     if x.op == "T":
         return diagvec(x.args[0])
+    if x.op == "matmul" and len(x.args) == 2 and x.args[0].cols == 1:
+        return mul(x.args[0], transpose(x.args[1]))  # diag(u vᵀ) = u ⊙ v
     if x.op == "zero":
         return zero((x.rows, 1))
     if x.op == "mul" and x.args[0].is_scalar:

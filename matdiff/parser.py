@@ -352,6 +352,9 @@ class Parser:
         if self.keep_whole(name):
             self.next()
             return self.name_node(name, s, e)
+        if re.fullmatch(r"[a-z]{2,}", name) and self.at_op_k(1, "(") and self.peek(1)[2] == e:
+            # `foo(X)` is a call of an unknown function, not f·o·o·X.
+            raise NameError_(f"unknown function {name!r}", self.src, (s, e))
         # Split into chunks: one letter followed by its digits.
         self.next()
         chunks = []

@@ -1,0 +1,93 @@
+"""`--steps`: the derivation written as the seeds write it by hand.
+
+Starting from dL = d(f), each step takes the outermost differential d(Z) of
+the current form, expands it with Z's rule (d(Z) = its differential) and
+moves the argument's d to the right with the trace identity of the rule's
+pullback, until only d of the variable is left: dL = tr(Gᵀ dX).
+"""
+
+from . import ir, ruletable
+from .diff import topo_order, pullback, rule_env
+from .printing import Printer
+
+
+def _term(pr, G, node):
+    """tr(Gᵀ dZ), written the way a textbook would for its shape."""
+    z = pr(node)
+    dz = f"d{z}" if (node.op == "var" or node in pr.names) else f"d({z})"
+    if node.is_scalar:
+        if G.op == "const" and G.attr in (1, -1):
+            return dz if G.attr == 1 else "−" + dz
+        return f"{pr.wrap(G, 4)} {dz}"
+    if node.rows == 1:
+        return f"{dz} {pr.wrap(G, 4)}"
+    if node.cols == 1:
+        gt = pr(ir.transpose(G))
+        return f"{gt} {dz}"
+    gt = pr(ir.transpose(G))
+    return f"tr({gt} {dz})"
+
+
+def _differential(pr, node, i):
+    """The rule's differential of node in its argument i, as text with d(arg)."""
+    rule, _ = ruletable.op_rule(node)
+    env, name = rule_env(node, i, None)
+    text = rule.get("differential", {}).get(name)
+    if text is None:
+        return None
+    dname = "d" + name
+    arg = node.args[i]
+    marker = ir.var("\u2062d", "matrix", arg.shape)  # an invisible placeholder for d(arg)
+    env[dname] = marker
+    try:
+        out = ruletable.instantiate(text, env)
+    except Exception:
+        return None
+    s = Printer(pr.names, pr.eye_name)(out)
+    a = pr(arg)
+    darg = f"d{a}" if (arg.op == "var" or arg in pr.names) else f"d({a})"
+    return s.replace("\u2062d", darg)
+
+
+def derivation(result, fname="L"):
+    problem = result.problem
+    pr = Printer(problem.names, result.eye_name())
+    lines = []
+    root = problem.root
+    lines.append(f"{fname} = {Printer({}, result.eye_name())(root)}")
+    for w in result.wrt:
+        target = problem.target(w)
+        lines.append("")
+        lines.append(f"— with respect to {w}:")
+        order = topo_order(root)
+        index = {n: k for k, n in enumerate(order)}
+        reach = {}
+        for n in order:
+            reach[n] = n is target or any(reach[a] for a in n.args)
+        frontier = {root: ir.num(1)}
+        shown = f"d{fname} = {_term(pr, ir.num(1), root)}"
+        lines.append(shown)
+        while True:
+            inner = [n for n in frontier if n is not target]
+            if not inner:
+                break
+            n = max(inner, key=index.get)
+            G = frontier.pop(n)
+            for i, a in enumerate(n.args):
+                if not reach[a]:
+                    continue
+                d = _differential(pr, n, i)
+                if d is not None and (len([x for x in n.args if reach[x]]) == 1):
+                    lines.append(f"    d({pr(n)}) = {d}" if n.op != "var" else f"    d{pr(n)} = {d}")
+                contrib = pullback(n, i, G)
+                frontier[a] = ir.add(frontier[a], contrib) if a in frontier else contrib
+            terms = [_term(pr, g, m) for m, g in sorted(frontier.items(), key=lambda kv: -index[kv[0]])
+                     if not _is_zero(g)]
+            lines.append(f"d{fname} = " + (" + ".join(terms) if terms else "0"))
+        G = frontier.get(target, ir.zero(target.shape))
+        lines.append(f"∂{fname}/∂{w} = {pr(result.nodes[w])}")
+    return "\n".join(lines)
+
+
+def _is_zero(x):
+    return ir.is_zero(x)
