@@ -19,8 +19,9 @@ _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {"None", "True", "Fa
 
 HELPERS = {
     "_sigmoid": '''def _sigmoid(x):
-    # exp(-softplus(-x)): no overflow for large |x|
-    return _np.exp(-_np.logaddexp(0.0, -x))
+    # one exp of -|x|: no overflow, full relative accuracy on both sides
+    e = _np.exp(-_np.abs(x))
+    return _np.where(x >= 0, 1.0, e) / (1.0 + e)
 ''',
     "_softmax": '''def _softmax(z):
     # row-wise for a matrix, over the entries for a vector; max-shifted
@@ -83,10 +84,17 @@ class Emitter:
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
     def code(self, node, names):
-        """Expression code for node, exactly of its shape."""
+        """Expression code for node, exactly of its shape. A node used more than
+        once gets a temporary, emitted (after its own temporaries) on first use."""
         if node in names:
             return names[node]
-        return getattr(self, "e_" + node.op)(node, names)
+        s = getattr(self, "e_" + node.op)(node, names)
+        if self.uses.get(node, 0) >= 2 and node.op not in ("var", "const", "dim", "pi"):
+            tmp = f"_t{len(self.lines)}"
+            self.lines.append(f"    {tmp} = {s}")
+            names[node] = tmp
+            return tmp
+        return s
 
     def operand(self, node, names):
         """Code for an operand of + or *, where a broadcast form is enough."""
@@ -159,7 +167,10 @@ class Emitter:
                 dens.append(power(f.args[0], num(-f.args[1].attr)))
             else:
                 nums.append(f)
-        s = " * ".join(self.operand(f, names) for f in nums) if nums else "1.0"
+        if nums and nums[0].op == "const" and nums[0].attr == -1 and len(nums) > 1:
+            s = "-" + " * ".join(self.operand(f, names) for f in nums[1:])
+        else:
+            s = " * ".join(self.operand(f, names) for f in nums) if nums else "1.0"
         for d in dens:
             s += f" / {self.operand(d, names)}"
         if all(f.shape != n.shape for f in n.args):
@@ -186,6 +197,8 @@ class Emitter:
             return axis_sum
         if last.op == "ones" and len(args) >= 2:
             rest = _sub_chain(args[:-1])
+            if rest.op == "T" and _rank(rest) == 2:  # Gᵀ𝟙: column sums of G, read in order
+                return f"_np.sum({self.code(rest.args[0], names)}, axis=0)"
             return f"_np.sum({self.code(rest, names)}, axis=-1)" if _rank(rest) == 2 else \
                 f"_np.sum({self.code(rest, names)})"
         if first.op == "diag" and len(args) >= 2:
@@ -202,6 +215,16 @@ class Emitter:
                 return f"_np.broadcast_to({self.code(b.args[0] if b.op == 'T' else b, names)}, " \
                        f"{self.shape_code(n)}).copy()"
             return f"_np.outer({self.code(a, names)}, {self.code(b, names)})"
+        # L X⁻¹ R where the inverse is used only here: L @ solve(X, R), no inverse formed.
+        for i, f in enumerate(args):
+            if f.op == "inv" and f not in names and self.uses.get(f, 0) < 2:
+                X = self.code(f.args[0], names)
+                left, right = args[:i], args[i + 1:]
+                if right:
+                    solved = f"_np.linalg.solve({X}, {self.code(_sub_chain(right), names)})"
+                    return f"{self.atom(_sub_chain(left), names)} @ {solved}" if left else solved
+                lt = self.code(_transpose(_sub_chain(left)), names)
+                return f"_np.linalg.solve({X}.T, {lt}).T"
         # Left to right; an outer product inside a longer chain is kept exact.
         acc = self.atom(args[0], names)
         acc_node = args[0]
@@ -226,7 +249,19 @@ class Emitter:
             return tpl.format(X=self.code(n.args[0], names))
         return f
 
-    e_tr = _call("_np.trace({X})")
+    def e_tr(self, n, names):
+        x = n.args[0]
+        if x.op == "matmul" and x not in names and self.uses.get(x, 0) < 2 \
+                and not any(f.op == "inv" and self.uses.get(f, 0) < 2 for f in x.args):
+            # tr(A B) = sum(A ⊙ Bᵀ): no product matrix is formed
+            from .ir import matmul, transpose
+            a = x.args[0] if len(x.args) == 2 else matmul(*x.args[:-1])
+            b = x.args[-1]
+            if a.op == "T":
+                return f"_np.sum({self.atom(a.args[0], names)} * {self.atom(b, names)})"
+            return f"_np.sum({self.atom(a, names)} * {self.atom(transpose(b), names)})"
+        return f"_np.trace({self.code(x, names)})"
+
     e_det = _call("_np.linalg.det({X})")
     e_logdet = _call("_np.linalg.slogdet({X})[1]")
     e_sum = _call("_np.sum({X})")
@@ -235,6 +270,10 @@ class Emitter:
     e_diagvec = _call("_np.diagonal({X}).copy()")
 
     def e_softmax(self, n, names):
+        from .ir import log_softmax
+        ls = log_softmax(n.args[0])
+        if self.uses.get(ls, 0) >= 2:
+            return f"_np.exp({self.code(ls, names)})"
         self.helpers.add("_softmax")
         return f"_softmax({self.code(n.args[0], names)})"
 
@@ -254,8 +293,8 @@ class Emitter:
         return tpl.replace("{x}", self.code(n.args[0], names))
 
     # -- statements --------------------------------------------------------
-    def body(self, outputs, indent="    "):
-        """Lines computing `outputs` (nodes); returns (lines, names)."""
+    def body(self, outputs):
+        """Lines computing `outputs` (nodes) as temporaries; returns (lines, names)."""
         uses = {}
         order = []
         for out in outputs:
@@ -266,24 +305,27 @@ class Emitter:
         for n in order:
             for a in n.args:
                 uses[a] += 1
+        # softmax(z) next to log_softmax(z): compute the log once, exp it.
+        for n in order:
+            if n.op == "softmax":
+                from .ir import log_softmax
+                ls = log_softmax(n.args[0])
+                if ls in uses:
+                    uses[ls] += 2
         for out in outputs:
             uses[out] = uses.get(out, 0) + 2
-        names, lines = {}, []
-        k = 0
-        for n in order:
-            if n.op in ("var", "const", "dim", "pi"):
-                continue
-            if uses[n] >= 2:
-                tmp = f"_t{k}"
-                k += 1
-                lines.append(f"{indent}{tmp} = {self.code(n, names)}")
-                names[n] = tmp
-        return lines, names
+        self.uses, self.lines = uses, []
+        names = {}
+        for out in outputs:
+            self.code(out, names)
+        return self.lines, names
 
     def finish(self, node, names):
         s = self.code(node, names)
         if _rank(node) == 0:
             return f"float({s})"
+        if node.op == "var":
+            return f"_np.array({s}, dtype=float)"  # never hand back the caller's own array
         return s
 
 
@@ -300,6 +342,11 @@ class _Shape:
     @property
     def cols(self):
         return self.shape[1]
+
+
+def _transpose(x):
+    from .ir import transpose
+    return transpose(x)
 
 
 def _sub_chain(args):
