@@ -22,6 +22,10 @@ _SUPERSCRIPT_DIGITS = {"⁰": 0, "¹": 1, "²": 2, "³": 3, "⁴": 4, "⁵": 5,
 ONE_GLYPH = "𝟙"
 
 
+def _digit(ch):
+    return "0" <= ch <= "9"
+
+
 def _is_name_start(ch):
     # ᵀ and superscripts are operators, never part of a name.
     return ch.isalpha() and ch != "ᵀ" and ch not in _SUPERSCRIPT_DIGITS
@@ -72,13 +76,13 @@ def tokenize(src):
                 i = j
             add("ONES", dim, start, i)
             continue
-        if ch.isdigit() or (ch == "." and i + 1 < n and src[i + 1].isdigit()):
+        if _digit(ch) or (ch == "." and i + 1 < n and _digit(src[i + 1])):
             start = i
-            while i < n and src[i].isdigit():
+            while i < n and _digit(src[i]):
                 i += 1
-            if i < n and src[i] == "." and i + 1 < n and src[i + 1].isdigit():
+            if i < n and src[i] == "." and i + 1 < n and _digit(src[i + 1]):
                 i += 1
-                while i < n and src[i].isdigit():
+                while i < n and _digit(src[i]):
                     i += 1
             elif i < n and src[i] == "." and not (i + 1 < n and src[i + 1] in "*/^"):
                 i += 1  # "2." is a number
@@ -86,8 +90,8 @@ def tokenize(src):
                 j = i + 1
                 if j < n and src[j] in "+-":
                     j += 1
-                if j < n and src[j].isdigit():
-                    while j < n and src[j].isdigit():
+                if j < n and _digit(src[j]):
+                    while j < n and _digit(src[j]):
                         j += 1
                     i = j
             add("NUM", src[start:i], start, i)

@@ -349,6 +349,10 @@ class Parser:
                     self.error(f"unknown norm subscript _{tok[1]} (use _F or _2)", tok)
                 node._with_sub(tok[1])
             return node
+        if name.startswith("I_") and len(name) > 2 and "I" not in self.declared \
+                and name not in self.declared:
+            self.next()  # I_n: the n×n identity
+            return Ast("eye", value=name[2:], span=(s, e))
         if self.keep_whole(name):
             self.next()
             return self.name_node(name, s, e)
