@@ -10,9 +10,8 @@ scalar) are read from the arrays' shapes (Emitter.dims). A node whose own
 variables do not show a dimension it needs (tr's pullback G·I has only the
 scalar G) takes `context`: further variable nodes whose arrays fix the
 dimensions, e.g. the variables of the expression the rule belongs to.
-Compiled functions
-are cached per node, so evaluating one node at many points (finite
-differences) compiles it once.
+Compiled functions are cached per node, so evaluating one node at many
+points (finite differences) compiles it once.
 """
 
 from functools import lru_cache

@@ -152,7 +152,7 @@ class Emitter:
                 body = self.operand(t, names)
                 out.append(body if i == 0 else f" + {body}")
         s = "".join(out)
-        if all(a.shape != n.shape for a in n.args):  # only broadcasts: make the full array
+        if not any(_full(a, n) for a in n.args):  # only broadcasts: make the full array
             s = f"_np.broadcast_to({s}, {self.shape_code(n)}).copy()"
         return s
 
@@ -173,7 +173,7 @@ class Emitter:
             s = " * ".join(self.operand(f, names) for f in nums) if nums else "1.0"
         for d in dens:
             s += f" / {self.operand(d, names)}"
-        if all(f.shape != n.shape for f in n.args):
+        if not any(_full(f, n) for f in n.args):
             s = f"_np.broadcast_to({s}, {self.shape_code(n)}).copy()"
         return s
 
@@ -342,6 +342,19 @@ class _Shape:
     @property
     def cols(self):
         return self.shape[1]
+
+
+def _is_broadcast(node):
+    """𝟙vᵀ or v𝟙ᵀ: emitted inside sums and products as the bare vector."""
+    if node.op != "matmul" or len(node.args) != 2 or _rank(node) != 2:
+        return False
+    a, b = node.args
+    return a.op == "ones" or (b.op == "T" and b.args[0].op == "ones")
+
+
+def _full(operand, node):
+    """Is operand emitted as an array of node's full shape?"""
+    return operand.shape == node.shape and not _is_broadcast(operand)
 
 
 def _transpose(x):

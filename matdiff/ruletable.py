@@ -68,7 +68,8 @@ def op_rule(node):
     if entry is None:
         raise DerivativeError(f"no derivative rule for {node.op!r}")
     arg = node.args[0]
-    variant = "vector" if arg.cols == 1 or arg.rows == 1 else "matrix"
+    # A 1×n row is a matrix with one row: the row-wise rules hold for it.
+    variant = "vector" if arg.cols == 1 else "matrix"
     return entry.get(variant, entry), entry
 
 

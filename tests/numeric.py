@@ -141,18 +141,43 @@ def assert_kind_of(g, like, what):
 
 # -- evaluating printed text ----------------------------------------------------
 
-def eval_text(text, vars, arrays):
+def eval_text(text, vars, arrays, like=None):
     """The value of the matdiff expression `text` (scalar, vector or matrix)
     at `arrays` (a superset of its variables, keyed by generated-code names).
 
+    The text is compiled with the same pipeline as `Result(text, [], vars)`
+    (Problem -> module_source with no gradients); Result itself refuses a
+    non-scalar expression even when no gradient is asked (see the report).
+
+    A printed gradient such as `α𝟙𝟙ᵀ` or `tI` does not say how long its `𝟙`
+    or `I` is: that comes from the context (SPEC: each `ones`/`I` gets its
+    own inferred size). When the text alone leaves a size undetermined, it is
+    evaluated in the context of a zero of the gradient's shape `like`
+    (`(text) + 0 Probe_`, Probe_ declared with its own dimension names).
+
     Returns (value, names of the variables the text uses).
     """
-    from matdiff.api import Result
-    from matdiff.numpy_emit import py_name
+    from matdiff.engine import Problem
+    from matdiff.numpy_emit import compile_module, module_source, py_name
 
-    result = Result(text, [], vars)
-    used = [py_name(n) for n in result.problem.variables]
-    missing = [n for n in used if n not in arrays]
-    assert not missing, f"the printed text {text!r} uses unknown variables {missing}"
-    value = result.numpy_namespace()["value"](**{n: arrays[n] for n in used})
-    return value, used
+    def run(src, decls, extra):
+        problem = Problem(src, decls)
+        used = [py_name(n) for n in problem.variables]
+        missing = [n for n in used if n not in arrays and n not in extra]
+        assert not missing, f"the printed text {text!r} uses unknown variables {missing}"
+        ns = compile_module(module_source(problem, {}))
+        args = {n: extra[n] if n in extra else arrays[n] for n in used}
+        return ns["value"](**args), [n for n in used if n not in extra]
+
+    try:
+        return run(text, vars, {})
+    except ValueError as e:
+        if "cannot be read from any input" not in str(e) or like is None or np.ndim(like) == 0:
+            raise
+    *prelude, last = [s for s in text.replace("\n", ";").split(";") if s.strip()]
+    if np.ndim(like) == 2:
+        probe, decl = "Probe_", "matrix(P1_,P2_)"
+    else:
+        probe, decl = "probe_", "vector(P1_)"
+    src = "; ".join(prelude + [f"({last}) + 0 {probe}"])
+    return run(src, {**vars, probe: decl}, {probe: np.zeros(np.shape(like))})
