@@ -82,7 +82,9 @@ class Gradient:
         return self._result.numpy_namespace()["gradient"]
 
     def _repr_latex_(self):
-        return f"$\\frac{{\\partial f}}{{\\partial {self.name}}} = {self.latex}$"
+        from .printing import LatexPrinter
+        name = LatexPrinter().name(self.name)
+        return f"$\\frac{{\\partial f}}{{\\partial {name}}} = {self.latex}$"
 
     def __str__(self):
         return self.text

@@ -79,7 +79,10 @@ class Builder:
         return ir.transpose(x)
 
     def b_inv(self, ast):
-        return ir.inv(self.build(ast.args[0]))
+        x = self.build(ast.args[0])
+        if x.cols == 1 or x.rows == 1:
+            return ir.recip(x)  # of a vector: element-wise
+        return ir.inv(x)
 
     def b_prod(self, ast):
         a, b = self.node(ast.args[0]), self.node(ast.args[1])
@@ -160,6 +163,8 @@ class Builder:
         x = self.build(ast.args[0])
         if fname in self.functions:
             return ir.fn(fname, x)
+        if fname == "inv" and (x.cols == 1 or x.rows == 1):
+            return ir.recip(x)
         if fname == "diag":
             if x.is_scalar or x.cols == 1:
                 return ir.diag(x)

@@ -21,6 +21,8 @@ Examples:
   matdiff grad "||X W - Y||_F^2" --wrt W --format latex
   matdiff grad "sum(log(1 + exp(-y .* (X w))))" --wrt w --format numpy > kernel.py
   matdiff check "logdet(X) - tr(A X)" --wrt X
+  matdiff hessian "logsumexp(x)" --wrt x
+  matdiff jacobian "softmax(W x)" --wrt x
   echo "Z = XW + b; L = -tr(Y^T log softmax(Z))" | matdiff grad - --wrt W --var Y:onehot
 """
 
@@ -31,7 +33,7 @@ class ExprCommand(click.Command):
 
     def parse_args(self, ctx, args):
         takes_value = {}
-        for p in self.params:
+        for p in self.get_params(ctx):
             if isinstance(p, click.Option):
                 for o in p.opts + p.secondary_opts:
                     takes_value[o] = not p.is_flag and not p.count
@@ -124,8 +126,10 @@ def grad(expr, expression, wrt, vars_, file, fmt, steps):
         for g in grads:
             click.echo(f"∂{fname}/∂{g.name} = {g.text}")
     elif fmt == "latex":
+        from .printing import LatexPrinter
+        lp = LatexPrinter()
         for g in grads:
-            click.echo(f"\\frac{{\\partial {fname}}}{{\\partial {g.name}}} = {g.latex}")
+            click.echo(f"\\frac{{\\partial {lp.name(fname)}}}{{\\partial {lp.name(g.name)}}} = {g.latex}")
     elif fmt == "sympy":
         for g in grads:
             click.echo(f"∂{fname}/∂{g.name} = {g.sympy}")
@@ -155,6 +159,39 @@ def check(expr, expression, wrt, vars_, file, fmt, steps, seed, tol):
         click.echo(line)
     if not ok:
         sys.exit(1)
+
+
+def _higher(kind, expr, expression, wrt, vars_, file, fmt, steps):
+    src = _read_expr(expr, expression, file)
+    from .higher import Higher
+    h = Higher(src, list(wrt), list(vars_), kind)
+    fname = _function_name(h.problem)
+    if fmt == "numpy":
+        click.echo(h.numpy_source(), nl=False)
+    elif fmt == "json":
+        import json
+        click.echo(json.dumps({"expression": src, "wrt": h.wrt, "kind": kind,
+                               "shape": [str(d) for d in h.shape],
+                               "text": h.lines(fname), "latex": h.lines(fname, latex=True)},
+                              ensure_ascii=False, indent=2))
+    else:
+        for line in h.lines(fname, latex=(fmt == "latex")):
+            click.echo(line)
+
+
+@cli.command(cls=ExprCommand, epilog=EXAMPLES)
+@_common
+def hessian(expr, expression, wrt, vars_, file, fmt, steps):
+    """Hessian of the scalar EXPR: the n×n matrix for a vector, the second
+    differential (and its Kronecker form on vec(X)) for a matrix."""
+    _higher("hessian", expr, expression, wrt, vars_, file, fmt, steps)
+
+
+@cli.command(cls=ExprCommand, epilog=EXAMPLES)
+@_common
+def jacobian(expr, expression, wrt, vars_, file, fmt, steps):
+    """Jacobian ∂f/∂x (m×n) of the vector EXPR with respect to the vector x."""
+    _higher("jacobian", expr, expression, wrt, vars_, file, fmt, steps)
 
 
 def main(argv=None):

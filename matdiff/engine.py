@@ -1,5 +1,7 @@
 """The pipeline: source -> AST -> shapes -> IR -> gradients."""
 
+import sys
+
 from . import ir, ruletable
 from .build import Builder
 from .diff import gradients, symmetrize
@@ -37,6 +39,9 @@ class Problem:
     def __init__(self, src, vars=None):
         if not isinstance(src, str) or not src.strip():
             raise MatdiffError("empty expression")
+        # Long sums nest deeply; Python-to-Python calls need no C stack in 3.11+.
+        if sys.getrecursionlimit() < 20000:
+            sys.setrecursionlimit(20000)
         self.src = src
         self.decls = normalize_decls(vars)
         stmts = parse_program(src, ruletable.functions(), declared=self.decls.keys())
@@ -50,7 +55,9 @@ class Problem:
             env[name] = node
             self.variables[name] = node
         for name in inf.dim_scalars:
-            env[name] = ir.dim(name)
+            env[name] = ir.dim(resolved(inf.named_dims[name]))
+        for name in inf.constants:
+            env[name] = ir.pi()
         sized = {k: resolved(d) for k, d in inf.sized.items()}
         builder = Builder(env, ruletable.functions(), src, sized)
         self.intermediates = {}
@@ -58,11 +65,13 @@ class Problem:
         for name, ast in stmts:
             node = builder.build(ast)
             if name is not None:
+                node = ir.let(name, node)
                 env[name] = node
                 self.intermediates[name] = node
         self.root = node
-        self.names = {n: k for k, n in self.intermediates.items()
-                      if n.op not in ("var", "const", "dim")}
+        # Where a rule rebuilds an intermediate's definition, print its name.
+        self.names = {n.args[0]: k for k, n in self.intermediates.items()
+                      if n.args[0].op not in ("var", "const", "dim")}
 
     def target(self, name):
         if name in self.variables:
@@ -73,10 +82,12 @@ class Problem:
         raise NameError_(f"variable {name!r} is not in the expression (its variables: {known})")
 
     def gradients(self, wrt):
-        if not self.root.is_scalar:
+        if wrt and not self.root.is_scalar:
+            start = len(self.src) - len(self.src.lstrip())
             raise DerivativeError(
                 f"the function is not scalar (its shape is {'×'.join(map(str, self.root.shape))}): "
-                f"a gradient needs a scalar function; wrap it in tr(), sum() or a norm")
+                f"a gradient needs a scalar function; wrap it in tr(), sum() or a norm",
+                self.src, (start, len(self.src.rstrip())))
         targets = [self.target(w) for w in wrt]
         grads = gradients(self.root, targets)
         out = {}

@@ -183,6 +183,8 @@ def add(*xs):
     shape = _bshape(xs, "sum")
     terms = {}
     for x in xs:
+        if x.op == "T" and x.args[0].op == "add":
+            x = _make("add", tuple(transpose(t) for t in x.args[0].args), None, x.shape)
         for t in (x.args if x.op == "add" else (x,)):
             if is_zero(t):
                 continue
@@ -251,6 +253,8 @@ def _factor(items, shape):
         (c,) = coefs
         if c not in (1, -1):
             return [(c, add(*[t for _, t in items]))]
+    if any(t.shape != shape for _, t in items):
+        return items  # a broadcast scalar term: no common matrix factor
     chains = [_chain(t) for _, t in items]
     if all(len(ch) >= 2 for ch in chains):
         first = chains[0][0]
@@ -297,6 +301,9 @@ def mul(*xs):
                 base, e = f.args[0], f.args[1].attr
             else:
                 base, e = f, Fraction(1)
+            if is_ones_matrix(base):  # 𝟙 ⊙ 𝟙 = 𝟙
+                powers[base] = Fraction(1)
+                continue
             powers[base] = powers.get(base, 0) + e
     if coef == 0:
         return zero(shape)
@@ -445,6 +452,10 @@ def _pair(a, b):
         return eye(a.rows)
     if a.op == "diag" and b.op == "diag":
         return diag(mul(a.args[0], b.args[0]))
+    if a.op == "T" and a.args[0].op == "ones" and b.op == "diag":
+        return transpose(b.args[0])  # 𝟙ᵀdiag(v) = vᵀ
+    if a.op == "diag" and b.op == "ones":
+        return a.args[0]  # diag(v)𝟙 = v
     return None
 
 
@@ -466,7 +477,7 @@ def is_symmetric(x):
         if op == "add":
             return frozenset(x.args) == frozenset(transpose(a) for a in x.args)
         return False
-    if op in ("inv", "fn", "pow"):
+    if op in ("inv", "fn", "pow", "let"):
         return is_symmetric(x.args[0])
     if op == "matmul":
         ch = x.args
@@ -610,6 +621,8 @@ def sum_(x):
         return sum_(x.args[0])
     if x.op == "zero":
         return num(0)
+    if is_ones_matrix(x):  # the number of entries
+        return mul(dim(x.rows), dim(x.cols))
     return _make("sum", (x,), None, (1, 1))
 
 
@@ -650,8 +663,8 @@ def diagvec(x):
         return x.args[0]
     if x.op == "T":
         return diagvec(x.args[0])
-    if x.op == "matmul" and len(x.args) == 2 and x.args[0].cols == 1:
-        return mul(x.args[0], transpose(x.args[1]))  # diag(u vᵀ) = u ⊙ v
+    if x.op == "matmul" and x.args[0].cols == 1:
+        return mul(x.args[0], transpose(matmul(*x.args[1:])))  # diag(u rᵀ) = u ⊙ r
     if x.op == "zero":
         return zero((x.rows, 1))
     if x.op == "mul" and x.args[0].is_scalar:
@@ -695,6 +708,12 @@ def logsumexp(x):
     return _make("logsumexp", (x,), None, shape)
 
 
+def let(name, x):
+    """A named intermediate: the identity, kept as a node so that gradients with
+    respect to it exist and results can be printed with its name."""
+    return _make("let", (x,), name, x.shape)
+
+
 def generic(op, args, attr=None):
     """Rebuild a node of `op` from new args through its constructor."""
     return BUILDERS[op](args, attr)
@@ -718,4 +737,5 @@ BUILDERS = {
     "softmax": lambda a, _: softmax(a[0]),
     "log_softmax": lambda a, _: log_softmax(a[0]),
     "logsumexp": lambda a, _: logsumexp(a[0]),
+    "let": lambda a, attr: let(attr, a[0]),
 }

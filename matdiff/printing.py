@@ -81,8 +81,8 @@ class Printer:
             return right
         if not right:
             return left
-        a = _NAME_TAIL.search(left)
-        b = _NAME_HEAD.match(right)
+        a = _NAME_TAIL.search(left[-48:])  # only the tail matters: linear, not quadratic
+        b = _NAME_HEAD.match(right[:48])
         if a and b:
             ta, tb = a.group(0), b.group(0)
             if tb[0].isdigit() or "_" in ta or "_" in tb:
@@ -232,7 +232,7 @@ class Printer:
             j = i
             while j + 1 < len(args) and args[j + 1] is args[i]:
                 j += 1
-            s = self.wrap(args[i], POSTFIX if j > i else APPLY)
+            s = self.wrap(args[i], ATOM if j > i else APPLY)
             if j > i:
                 s = self.power_text(s, str(j - i + 1), False)
             out = self.juxt(out, s)
@@ -251,7 +251,7 @@ class Printer:
             es = es if (isinstance(v, Fraction) and v.denominator == 1) or not isinstance(v, Fraction) else self.paren(es)
         else:
             es = self.wrap(e, ATOM)
-        return self.power_text(self.wrap(base, ATOM if not self.latex else POSTFIX), es, elementwise), POSTFIX
+        return self.power_text(self.wrap(base, ATOM), es, elementwise), POSTFIX
 
     # -- postfix -------------------------------------------------------------
     def p_T(self, n):
@@ -304,6 +304,9 @@ class Printer:
 
     def p_logsumexp(self, n):
         return self._call("logsumexp")(n)
+
+    def p_let(self, n):
+        return self.name(self.spaced(n.attr)), ATOM
 
     def p_norm(self, n):
         return self.norm_text(self(n.args[0])), ATOM

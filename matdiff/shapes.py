@@ -91,6 +91,7 @@ class Inference:
         self.bound = {}  # intermediate name -> shape
         self.dim_scalars = set()
         self.sized = {}  # id(ast) -> Dim for ones/eye
+        self.constants = set()
         self.ONE = lit(1)
         for name, (kind, dims) in decls.items():
             for d in dims:
@@ -98,13 +99,16 @@ class Inference:
                     self.named_dims.setdefault(d, Dim(d, 1))
 
     # -- dims --------------------------------------------------------------
-    def dim(self, d, auto_name):
+    def dim(self, d, auto_name, weak=False):
+        """A dimension cell. On unification the lowest rank names the class:
+        numbers, then declared names, then variables' automatic names, then
+        (weak) those of 𝟙 and I."""
         if isinstance(d, int):
             return self.ONE if d == 1 else lit(d)
         if isinstance(d, str):
             return self.named_dims.setdefault(d, Dim(d, 1))
         Dim.serial += 1
-        return Dim(auto_name, 2 + Dim.serial)
+        return Dim(auto_name, 2 + Dim.serial + (10 ** 9 if weak else 0))
 
     def unify(self, a, b, ast, what):
         ra, rb = a.find(), b.find()
@@ -127,6 +131,9 @@ class Inference:
             return self.bound[name]
         if name in self.vars:
             return self.vars[name][1]
+        if name in ("pi", "π") and name not in self.decls:
+            self.constants.add(name)
+            return (self.ONE, self.ONE)
         if name not in self.decls and name in self.named_dims:
             self.dim_scalars.add(name)
             return (self.ONE, self.ONE)
@@ -157,12 +164,36 @@ class Inference:
 
     # -- the walk ----------------------------------------------------------
     def program(self, stmts):
+        self.auto_dim_names(stmts)
         shape = None
         for name, ast in stmts:
             shape = self.infer(ast)
             if name is not None:
                 self.bound[name] = shape
         return shape
+
+    def auto_dim_names(self, stmts):
+        """`n_X`, `m_X` (printed for undeclared dimensions) read back as those sizes."""
+        names, stack = set(), [a for _, a in stmts]
+        while stack:
+            a = stack.pop()
+            if a.kind == "name":
+                names.add(a.value)
+            stack.extend(a.args)
+        bound = {n for n, _ in stmts if n}
+        for name in sorted(names):
+            m = re.fullmatch(r"([mn])_(.+)", name)
+            if not m or name in self.decls or name in bound or m.group(2) not in names \
+                    or m.group(2) in bound:
+                continue
+            shape = self.variable(m.group(2), None)
+            if is_scalar_shape(shape):
+                continue
+            d = shape[0] if m.group(1) == "m" or _klass(shape) == "col" else shape[1]
+            if resolved(d) == name:
+                self.named_dims[name] = d.find()
+                self.dim_scalars.add(name)
+                self.vars.pop(name, None)
 
     def infer(self, ast):
         k = ast.kind
@@ -178,13 +209,17 @@ class Inference:
     def i_num(self, ast):
         return (self.ONE, self.ONE)
 
+    def fresh(self, base):
+        self.count = getattr(self, "count", 0) + 1
+        return f"{base}{self.count}"
+
     def i_ones(self, ast):
-        d = self.dim(_dimval(ast.value), "n_ones")
+        d = self.dim(_dimval(ast.value), self.fresh("n_𝟙"), weak=True)
         self.sized[id(ast)] = d
         return (d, self.ONE)
 
     def i_eye(self, ast):
-        d = self.dim(_dimval(ast.value), "n_I")
+        d = self.dim(_dimval(ast.value), self.fresh("n_I"), weak=True)
         self.sized[id(ast)] = d
         return (d, d)
 
@@ -203,7 +238,10 @@ class Inference:
         return s
 
     def i_inv(self, ast):
-        return self.square(self.infer(ast.args[0]), ast, "the inverse")
+        s = self.infer(ast.args[0])
+        if _klass(s) != "mat":
+            return s  # x^-1 of a vector is element-wise
+        return self.square(s, ast, "the inverse")
 
     def text(self, ast):
         s, e = ast.span
@@ -307,7 +345,7 @@ class Inference:
                                  self.src, ast.span)
             return scalar
         if fname == "inv":
-            return self.square(s, ast, "the inverse")
+            return s if _klass(s) != "mat" else self.square(s, ast, "the inverse")
         if fname == "diag":
             if is_scalar_shape(s):
                 return s

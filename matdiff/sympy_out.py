@@ -69,7 +69,10 @@ def _latex_call(name, inner):
         return r"\sqrt{%s}" % inner
     if name == "abs":
         return r"\left|%s\right|" % inner
-    return r"%s\left(%s\right)" % (_LATEX_NAMES.get(name, r"\operatorname{%s}" % name), inner)
+    if name == "norm":
+        return r"\left\|%s\right\|" % inner
+    op = _LATEX_NAMES.get(name, r"\operatorname{%s}" % name.replace("_", r"\_"))
+    return r"%s\left(%s\right)" % (op, inner)
 
 
 # ----------------------------------------------------------------------------
@@ -236,8 +239,9 @@ def _matrix_function(name, value):
         if _explicit(x):
             return value(x)
 
-    def _latex(self, printer):
-        return _latex_call(name, printer._print(self.args[0]))
+    def _latex(self, printer, exp=None):  # exp: the printer asks for sum(X)^{2}
+        out = _latex_call(name, printer._print(self.args[0]))
+        return out if exp is None else r"%s^{%s}" % (out, exp)
 
     return type(name, (sp.Function,), {
         "eval": classmethod(eval),

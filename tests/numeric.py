@@ -169,9 +169,10 @@ def eval_text(text, vars, arrays, like=None):
         args = {n: extra[n] if n in extra else arrays[n] for n in used}
         return ns["value"](**args), [n for n in used if n not in extra]
 
+    from matdiff import MatdiffError
     try:
         return run(text, vars, {})
-    except ValueError as e:
+    except MatdiffError as e:
         if "cannot be read from any input" not in str(e) or like is None or np.ndim(like) == 0:
             raise
     *prelude, last = [s for s in text.replace("\n", ";").split(";") if s.strip()]

@@ -160,6 +160,10 @@ OP_CASES = {
     "diagvec": [
         ("square", ir.diagvec, [SQ("n", "normal")]),
     ],
+    "let": [
+        ("mat", lambda x: ir.let("Z", x), [M("m", "n")]),
+        ("vec", lambda x: ir.let("z", x), [V("n")]),
+    ],
     "fn": [
         ("exp(mat)", lambda x: ir.fn("exp", x), [M("m", "n")]),
         ("tanh(vec)", lambda x: ir.fn("tanh", x), [V("n")]),

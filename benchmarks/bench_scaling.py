@@ -1,0 +1,116 @@
+"""Scaling with depth: a k-layer sigmoid MLP, the gradient for every W_i.
+
+Run on demand (not collected by pytest; testpaths = ["tests"]):
+
+    .venv/bin/python benchmarks/bench_scaling.py [--reps N] [--ks 8,16,32,64]
+
+Two spellings of the same loss:
+
+* nested:  sum(σ(…σ(σ(X W1) W2)…) Wk)           (one expression)
+* program: Z1 = X W1; H1 = σ(Z1); Z2 = H1 W2; …; L = sum(Zk)
+           (named intermediates; the gradients print in terms of H_i)
+
+For each k the table gives, best of N with matdiff.ir.clear_cache() before
+every repetition (the IR is hash-consed in a global table):
+
+* derive — matdiff.api.Result(expr, [W1..Wk]): parse, shapes, reverse
+  accumulation, simplification (the IR of all k gradients);
+* text   — printing the k gradients (.text of each);
+* total  — both, i.e. what matdiff.grad(expr, wrt=[...]) + .text costs;
+* chars  — the total length of the k printed gradients.
+
+The baseline of each ratio is k = 8 measured in the same run; the target is
+t(64)/t(8) <= 10 (linear in k would be 8). Note the output size itself:
+written out without names, the gradient for W1 repeats every forward
+activation, so the nested form's text is Θ(k³) characters and the program
+form's Θ(k²); a printer cannot be faster than its output.
+"""
+
+import argparse
+import gc
+import time
+
+import matdiff
+import matdiff.ir
+from matdiff.api import Result
+
+
+def nested(k):
+    h = "X W1"
+    for i in range(2, k + 1):
+        h = f"σ({h}) W{i}"
+    return f"sum({h})"
+
+
+def program(k):
+    stmts = ["Z1 = X W1"]
+    for i in range(2, k + 1):
+        stmts.append(f"H{i - 1} = σ(Z{i - 1}); Z{i} = H{i - 1} W{i}")
+    stmts.append(f"L = sum(Z{k})")
+    return "; ".join(stmts)
+
+
+def measure(src, wrt, reps):
+    best_d = best_t = best_total = float("inf")
+    chars = None
+    gc_was = gc.isenabled()
+    for _ in range(reps):
+        matdiff.ir.clear_cache()
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.perf_counter()
+            r = Result(src, wrt)
+            t1 = time.perf_counter()
+            texts = [r.gradient(w).text for w in wrt]
+            t2 = time.perf_counter()
+        finally:
+            if gc_was:
+                gc.enable()
+        best_d, best_t, best_total = min(best_d, t1 - t0), min(best_t, t2 - t1), min(best_total, t2 - t0)
+        chars = sum(len(t) for t in texts)
+    return best_d, best_t, best_total, chars
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ks", default="8,16,32,64")
+    args = ap.parse_args(argv)
+    ks = [int(k) for k in args.ks.split(",")]
+
+    # warm-up: imports, rule tables, template parsing
+    measure(nested(4), [f"W{i}" for i in range(1, 5)], 1)
+
+    print(f"matdiff {matdiff.__version__}; k-layer sigmoid MLP, gradient for each of W1..Wk; "
+          f"best of {args.reps}, IR cache cleared before each repetition")
+    for form, make in (("nested", nested), ("program", program)):
+        print()
+        print(f"{form}: {make(3)}")
+        hdr = f"{'k':>4} {'derive ms':>10} {'text ms':>10} {'total ms':>10} {'chars':>9}"
+        print(hdr)
+        print("-" * len(hdr))
+        res = {}
+        for k in ks:
+            wrt = [f"W{i}" for i in range(1, k + 1)]
+            try:
+                res[k] = measure(make(k), wrt, args.reps)
+            except matdiff.MatdiffError as e:
+                print(f"{k:>4} error: {str(e).splitlines()[0]}")
+                continue
+            d, t, tot, chars = res[k]
+            print(f"{k:>4} {d * 1e3:10.2f} {t * 1e3:10.2f} {tot * 1e3:10.2f} {chars:9d}")
+        lo, hi = min(res, default=None), max(res, default=None)
+        if lo is not None and hi != lo:
+            d = res[hi][0] / res[lo][0]
+            t = res[hi][1] / res[lo][1]
+            tot = res[hi][2] / res[lo][2]
+            c = res[hi][3] / res[lo][3]
+            print(f"t({hi})/t({lo}): derive {d:.1f}, text {t:.1f}, total {tot:.1f}; "
+                  f"chars {c:.1f}; k ratio {hi / lo:.0f} "
+                  f"(target <= 10: derive {'met' if d <= 10 else 'NOT met'}, "
+                  f"total {'met' if tot <= 10 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
