@@ -15,7 +15,7 @@ Ops and their args / attr:
 """
 
 import zlib
-from fractions import Fraction
+from .rational import Fraction
 
 from .errors import ShapeError
 

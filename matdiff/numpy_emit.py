@@ -9,7 +9,7 @@ and products, 𝟙ᵀG becomes a column sum, diag(v)M a row scaling.
 
 import keyword
 import unicodedata
-from fractions import Fraction
+from .rational import Fraction
 
 from . import ruletable
 from .diff import topo_order

@@ -17,8 +17,6 @@ GREEK_NAMES = {
     "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
 }
 GREEK_NAMES |= {g.capitalize() for g in GREEK_NAMES}
-_GREEK_WITH_DIGITS = re.compile(r"^(?:[%s]|%s)\d*$" % (
-    "".join(sorted(GREEK_LETTERS)), "|".join(sorted(GREEK_NAMES, key=len, reverse=True))))
 
 # Structural functions (element-wise ones come from the rule table).
 STRUCTURAL = {
@@ -47,7 +45,9 @@ class Ast:
 
 
 def is_greek(name):
-    return bool(_GREEK_WITH_DIGITS.match(name))
+    """A Greek letter or name, optionally followed by digits (λ, lambda, theta1)."""
+    base = name.rstrip("0123456789")
+    return base in GREEK_NAMES or (len(base) == 1 and base in GREEK_LETTERS)
 
 
 class Parser:

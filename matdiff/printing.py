@@ -6,7 +6,7 @@ those names.
 """
 
 import re
-from fractions import Fraction
+from .rational import Fraction
 
 from . import ruletable
 

@@ -3,7 +3,6 @@
 The TOML files are read once, at first use; each template is parsed once.
 """
 
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,16 +18,44 @@ def _rules_dir():
     return Path(pkg.__file__).parent
 
 
+def _load(name):
+    """The parsed TOML file, through a marshal cache beside it (tomllib's import
+    and parse cost the CLI's start-up a few milliseconds)."""
+    import marshal
+    import os
+    path = _rules_dir() / name
+    stat = os.stat(path)
+    key = (stat.st_mtime_ns, stat.st_size)
+    cache = path.parent / "__pycache__" / (name + ".marshal")
+    try:
+        with open(cache, "rb") as f:
+            cached_key, data = marshal.load(f)
+        if tuple(cached_key) == key:
+            return data
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    import tomllib
+    with open(path, "rb") as f:
+        data = tomllib.load(f)
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            marshal.dump((key, data), f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only install: parse each time
+    return data
+
+
 @lru_cache(maxsize=None)
 def ops():
-    with open(_rules_dir() / "ops.toml", "rb") as f:
-        return tomllib.load(f)
+    return _load("ops.toml")
 
 
 @lru_cache(maxsize=None)
 def elementwise():
-    with open(_rules_dir() / "elementwise.toml", "rb") as f:
-        return tomllib.load(f)
+    return _load("elementwise.toml")
 
 
 @lru_cache(maxsize=None)
