@@ -90,7 +90,18 @@ def _common(f):
     return f
 
 
-@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+class Group(click.Group):
+    """Bad input exits 2 with its message however the group is invoked."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MatdiffError as e:
+            click.echo(f"matdiff: error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="matdiff")
 def cli():
     """matdiff: closed-form gradients of scalar functions of matrices,
@@ -196,7 +207,9 @@ def jacobian(expr, expression, wrt, vars_, file, fmt, steps):
 
 def main(argv=None):
     try:
-        cli.main(args=argv, prog_name="matdiff", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="matdiff", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)  # ctx.exit(n) comes back as the return value here
     except MatdiffError as e:
         click.echo(f"matdiff: error: {e}", err=True)
         sys.exit(2)

@@ -440,6 +440,13 @@ def _pair(a, b):
         return transpose(ones(b.cols))
     if a.op == "T" and a.args[0].op == "ones" and b.op == "ones":
         return dim(b.rows)  # 𝟙ᵀ𝟙 = n
+    # softmax sums to one: over a vector's entries, along a matrix's rows
+    if a.op == "T" and a.args[0].op == "ones" and b.op == "softmax" and b.cols == 1:
+        return num(1)
+    if b.op == "ones" and a.op == "T" and a.args[0].op == "softmax" and a.rows == 1:
+        return num(1)
+    if b.op == "ones" and a.op == "softmax" and a.cols != 1:
+        return ones(a.rows)
     if a.op == "T" and a.args[0].op == "ones" and _is_onehot(b) and b.cols == 1:
         return num(1)
     if b.op == "ones" and a.op == "T" and _is_onehot(a.args[0]) and a.rows == 1:
