@@ -271,7 +271,8 @@ def _factor(items, shape):
         for _, t in items[1:]:
             common &= set(t.args)
         common = [f for f in common if not f.is_scalar and f.shape == shape]
-        if common and all(len(t.args) > len(common) for _, t in items):
+        # only where each term keeps a matrix factor (no broadcast scalar left over)
+        if common and all(sum(not f.is_scalar for f in t.args) > len(common) for _, t in items):
             inner = add(*[scale(c, mul(*[f for f in t.args if f not in common])) for c, t in items])
             return [(Fraction(1), mul(*common, inner))]
     return items
