@@ -9,6 +9,11 @@ from .errors import NameError_, DerivativeError, MatdiffError
 from .parser import parse_program
 from .shapes import Inference, parse_decl, resolved
 
+# Long sums and deep nesting recurse deeply; Python-to-Python calls use no C
+# stack since 3.11, so a higher limit is safe. Set once, at import.
+if sys.getrecursionlimit() < 20000:
+    sys.setrecursionlimit(20000)
+
 
 def normalize_decls(vars):
     """vars: {'Y': 'onehot', 'X': 'matrix(N,D)'} or ['Y:onehot', ...]."""
@@ -39,9 +44,6 @@ class Problem:
     def __init__(self, src, vars=None):
         if not isinstance(src, str) or not src.strip():
             raise MatdiffError("empty expression")
-        # Long sums nest deeply; Python-to-Python calls need no C stack in 3.11+.
-        if sys.getrecursionlimit() < 20000:
-            sys.setrecursionlimit(20000)
         self.src = src
         self.decls = normalize_decls(vars)
         stmts = parse_program(src, ruletable.functions(), declared=self.decls.keys())
