@@ -181,6 +181,7 @@ class Inference:
                 names.add(a.value)
             stack.extend(a.args)
         bound = {n for n, _ in stmts if n}
+        self.sample_count_names(stmts, bound)
         for name in sorted(names):
             m = re.fullmatch(r"([mn])_(.+)", name)
             if not m or name in self.decls or name in bound or m.group(2) not in names \
@@ -194,6 +195,47 @@ class Inference:
                 self.named_dims[name] = d.find()
                 self.dim_scalars.add(name)
                 self.vars.pop(name, None)
+
+    def sample_count_names(self, stmts, bound):
+        """Candidates for `…/N`: undeclared single upper-case letters used only as
+        divisors. Such a name divided into a scalar is a dimension, not a matrix
+        (see i_div)."""
+        divisors, other = set(), set()
+
+        def walk(a, divisor=False):
+            if a.kind == "name":
+                (divisors if divisor else other).add(a.value)
+                return
+            if a.kind == "div":
+                walk(a.args[0])
+                rhs = a.args[1]
+                while rhs.kind == "paren":
+                    rhs = rhs.args[0]
+                walk(rhs, divisor=True)
+                return
+            for c in a.args:
+                walk(c)
+        for _, a in stmts:
+            walk(a)
+        self.count_candidates = {
+            n for n in divisors - other
+            if len(n) == 1 and "A" <= n <= "Z" and n not in self.decls and n not in bound
+            and n not in self.named_dims}
+
+    def sample_count(self, name):
+        """Bind `name` to the number of rows (samples) of the first matrix so far."""
+        first = next((v for v, (kind, shape) in self.vars.items()
+                      if kind in ("matrix", "onehot") and not is_scalar_shape(shape)
+                      and _klass(shape) == "mat"), None)
+        if first is None:
+            return False
+        root = self.vars[first][1][0].find()
+        if root.rank >= 2:  # an automatic name: the user's letter names it now
+            root.value, root.rank = name, 1
+        self.named_dims[name] = root
+        self.dim_scalars.add(name)
+        self.count_candidates.discard(name)
+        return True
 
     def infer(self, ast):
         k = ast.kind
@@ -260,7 +302,14 @@ class Inference:
         return (sa[0], sb[1])
 
     def i_div(self, ast):
-        sa, sb = self.infer(ast.args[0]), self.infer(ast.args[1])
+        sa = self.infer(ast.args[0])
+        rhs = ast.args[1]
+        while rhs.kind == "paren":
+            rhs = rhs.args[0]
+        if rhs.kind == "name" and rhs.value in getattr(self, "count_candidates", ()) \
+                and is_scalar_shape(sa) and self.sample_count(rhs.value):
+            return sa  # s/N: N counts the samples
+        sb = self.infer(ast.args[1])
         if is_scalar_shape(sb):
             return sa
         return self.broadcast(ast, sa, sb, "element-wise division")
