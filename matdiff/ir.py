@@ -283,7 +283,9 @@ def _factor(items, shape):
 
 
 def _mul_order(x):
-    return (not x.is_scalar, x.op == "add", x.depth, x.leaf, x.skey)
+    # scalars first; a back-propagated product before the local factors, as in
+    # δ = (δ' Wᵀ) ⊙ σ'(z); sums last; otherwise shallow before deep (a ⊙ exp(Xb)).
+    return (not x.is_scalar, x.op == "add", x.op != "matmul", x.depth, x.leaf, x.skey)
 
 
 def mul(*xs):
