@@ -283,9 +283,10 @@ def _factor(items, shape):
 
 
 def _mul_order(x):
-    # scalars first; a back-propagated product before the local factors, as in
-    # δ = (δ' Wᵀ) ⊙ σ'(z); sums last; otherwise shallow before deep (a ⊙ exp(Xb)).
-    return (not x.is_scalar, x.op == "add", x.op != "matmul", x.depth, x.leaf, x.skey)
+    # scalars first, then variables (y ⊙ Xw, a ⊙ exp(Xb)), then a back-propagated
+    # product before the local factors, as in δ = (δ'Wᵀ) ⊙ σ'(z); sums last.
+    rank = 0 if x.op == "var" else 1 if x.op == "matmul" else 2
+    return (not x.is_scalar, x.op == "add", rank, x.depth, x.leaf, x.skey)
 
 
 def mul(*xs):
