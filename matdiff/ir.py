@@ -232,6 +232,12 @@ def _scalar_parts(x):
     return [], x
 
 
+def _linear(x, f):
+    """f(s·M) = s·f(M) for a linear f: x's scalar factors come out, or None."""
+    sc, core = _scalar_parts(x)
+    return mul(*sc, f(core)) if sc else None
+
+
 def _factor(items, shape):
     """Pull factors common to every term out of a sum (textbook form)."""
     if len(items) < 2 or any(t is None for _, t in items):
@@ -521,10 +527,9 @@ def transpose(x):
         return matmul(*[transpose(a) for a in reversed(x.args)])
     if op == "mul" and _transpose_free(x):
         return mul(*[transpose(a) for a in x.args])
-    if op == "mul" and x.args[0].is_scalar:
-        sc = [a for a in x.args if a.is_scalar]
-        rest = [a for a in x.args if not a.is_scalar]
-        return mul(*sc, transpose(rest[0] if len(rest) == 1 else _make("mul", tuple(rest), None, x.shape)))
+    sc, core = _scalar_parts(x)
+    if sc:
+        return mul(*sc, transpose(core))
     if op == "add" and _transpose_free(x):
         return add(*[transpose(a) for a in x.args])
     if op == "fn" and _transpose_free(x.args[0]):
@@ -558,11 +563,9 @@ def inv(x):
         return transpose(inv(x.args[0]))
     if op == "diag":
         return diag(recip(x.args[0]))
-    if op == "mul" and x.args[0].is_scalar:
-        sc = [a for a in x.args if a.is_scalar]
-        rest = [a for a in x.args if not a.is_scalar]
-        if len(rest) == 1:
-            return mul(*[recip(s) for s in sc], inv(rest[0]))
+    sc, core = _scalar_parts(x)
+    if sc:
+        return mul(*[recip(s) for s in sc], inv(core))
     return _make("inv", (x,), None, x.shape)
 
 
@@ -577,11 +580,9 @@ def tr(x):
         return dim(x.rows)
     if op == "zero":
         return num(0)
-    if op == "mul" and x.args[0].is_scalar:
-        sc = [a for a in x.args if a.is_scalar]
-        rest = [a for a in x.args if not a.is_scalar]
-        if len(rest) == 1:
-            return mul(*sc, tr(rest[0]))
+    out = _linear(x, tr)
+    if out is not None:
+        return out
     if op == "add":
         # tr is linear; keep scalars out of the trace.
         return add(*[tr(a) if not a.is_scalar else mul(a, dim(x.rows)) for a in x.args])
@@ -623,11 +624,9 @@ def logdet(x):
 def sum_(x):
     if x.is_scalar:
         return x
-    if x.op == "mul" and x.args[0].is_scalar:
-        sc = [a for a in x.args if a.is_scalar]
-        rest = [a for a in x.args if not a.is_scalar]
-        if len(rest) == 1:
-            return mul(*sc, sum_(rest[0]))
+    out = _linear(x, sum_)
+    if out is not None:
+        return out
     if x.op == "T":
         return sum_(x.args[0])
     if x.op == "zero":
@@ -655,11 +654,9 @@ def diag(v):
         return eye(v.rows)
     if v.op == "zero":
         return zero((v.rows, v.rows))
-    if v.op == "mul" and v.args[0].is_scalar:
-        sc = [a for a in v.args if a.is_scalar]
-        rest = [a for a in v.args if not a.is_scalar]
-        if len(rest) == 1:
-            return mul(*sc, diag(rest[0]))
+    out = _linear(v, diag)
+    if out is not None:
+        return out
     return _make("diag", (v,), None, (v.rows, v.rows))
 
 
@@ -678,11 +675,9 @@ def diagvec(x):
         return mul(x.args[0], transpose(matmul(*x.args[1:])))  # diag(u rᵀ) = u ⊙ r
     if x.op == "zero":
         return zero((x.rows, 1))
-    if x.op == "mul" and x.args[0].is_scalar:
-        sc = [a for a in x.args if a.is_scalar]
-        rest = [a for a in x.args if not a.is_scalar]
-        if len(rest) == 1:
-            return mul(*sc, diagvec(rest[0]))
+    out = _linear(x, diagvec)
+    if out is not None:
+        return out
     return _make("diagvec", (x,), None, (x.rows, 1))
 
 

@@ -187,3 +187,12 @@ def test_check_catches_a_wrong_rule(monkeypatch):
     monkeypatch.setattr(ruletable, "derivative", wrong)
     ok, lines = check_gradient("a^T exp(X b)", ["X"], {})
     assert not ok and "MISMATCH" in lines[0]
+
+
+def test_user_text_never_becomes_code():
+    src = 'x\'x # """; import os; INJECTED = 1\r\nINJECTED2 = 3 # \'\'\' \\'
+    r = Result(src, ["x"], {})
+    ns = r.numpy_namespace()
+    assert ns["_EXPRESSION"] == src.strip()
+    assert "os" not in ns and "INJECTED" not in ns
+    assert ns["value"](x=np.ones(3)) == 3.0  # the program's last statement, INJECTED2 = 3
