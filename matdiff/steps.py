@@ -14,16 +14,19 @@ from .printing import Printer
 def _term(pr, G, node):
     """tr(Gᵀ dZ), written the way a textbook would for its shape."""
     z = pr(node)
-    dz = f"d{z}" if (node.op == "var" or node in pr.names) else f"d({z})"
+    dz = f"d{z}" if _named(pr, node) else f"d({z})"
     if node.is_scalar:
         if G.op == "const" and G.attr in (1, -1):
             return dz if G.attr == 1 else "−" + dz
         return f"{pr.wrap(G, 4)} {dz}"
-    if node.rows == 1:
-        return f"{dz} {pr.wrap(G, 4)}"
+    if node.rows == 1:  # a row: tr(Gᵀ dZ) = dZ Gᵀ
+        return f"{dz} {pr.wrap(ir.transpose(G), 4)}"
     if node.cols == 1:
         gt = pr(ir.transpose(G))
         return f"{gt} {dz}"
+    c, core = ir.split_coef(G)
+    if core is not None and core.op == "eye":  # tr((cI)ᵀ dZ) = c tr(dZ)
+        return {1: "", -1: "−"}.get(c, pr(ir.num(c)) + " ") + f"tr({dz})"
     gt = pr(ir.transpose(G))
     return f"tr({gt} {dz})"
 
@@ -45,16 +48,18 @@ def _differential(pr, node, i):
         return None
     s = Printer(pr.names, pr.eye_name)(out)
     a = pr(arg)
-    darg = f"d{a}" if (arg.op == "var" or arg in pr.names) else f"d({a})"
+    darg = f"d{a}" if _named(pr, arg) else f"d({a})"
     return s.replace("\u2062d", darg)
 
 
 def derivation(result, fname="L"):
     problem = result.problem
-    pr = Printer(problem.names, result.eye_name())
-    lines = []
     root = problem.root
-    lines.append(f"{fname} = {Printer({}, result.eye_name())(root)}")
+    if root.op == "let":  # L = …: start from its definition
+        root = root.args[0]
+    names = {n: k for n, k in problem.names.items() if n is not root}
+    pr = Printer(names, result.eye_name())
+    lines = [f"{fname} = {Printer(names, result.eye_name())(root)}"]
     for w in result.wrt:
         target = problem.target(w)
         lines.append("")
@@ -73,12 +78,16 @@ def derivation(result, fname="L"):
                 break
             n = max(inner, key=index.get)
             G = frontier.pop(n)
+            if n.op == "let":  # a named intermediate: d(name) is d(its definition)
+                a = n.args[0]
+                frontier[a] = ir.add(frontier[a], G) if a in frontier else G
+                continue
             for i, a in enumerate(n.args):
                 if not reach[a]:
                     continue
                 d = _differential(pr, n, i)
                 if d is not None and (len([x for x in n.args if reach[x]]) == 1):
-                    lines.append(f"    d({pr(n)}) = {d}" if n.op != "var" else f"    d{pr(n)} = {d}")
+                    lines.append(f"    d{pr(n)} = {d}" if _named(pr, n) else f"    d({pr(n)}) = {d}")
                 contrib = pullback(n, i, G)
                 frontier[a] = ir.add(frontier[a], contrib) if a in frontier else contrib
             terms = [_term(pr, g, m) for m, g in sorted(frontier.items(), key=lambda kv: -index[kv[0]])
@@ -87,6 +96,10 @@ def derivation(result, fname="L"):
         G = frontier.get(target, ir.zero(target.shape))
         lines.append(f"∂{fname}/∂{w} = {pr(result.nodes[w])}")
     return "\n".join(lines)
+
+
+def _named(pr, node):
+    return node.op in ("var", "let") or node in pr.names
 
 
 def _is_zero(x):
