@@ -249,11 +249,6 @@ class Emitter:
     def e_inv(self, n, names):
         return f"_np.linalg.inv({self.code(n.args[0], names)})"
 
-    def _call(tpl):
-        def f(self, n, names):
-            return tpl.format(X=self.code(n.args[0], names))
-        return f
-
     def e_tr(self, n, names):
         x = n.args[0]
         if x.op == "matmul" and x not in names and self.uses.get(x, 0) < 2 \
@@ -267,35 +262,29 @@ class Emitter:
             return f"_np.sum({self.atom(a, names)} * {self.atom(transpose(b), names)})"
         return f"_np.trace({self.code(x, names)})"
 
-    e_det = _call("_np.linalg.det({X})")
-    e_logdet = _call("_np.linalg.slogdet({X})[1]")
-    e_sum = _call("_np.sum({X})")
-    e_norm = _call("_np.linalg.norm({X})")
-    e_diag = _call("_np.diag({X})")
-    e_diagvec = _call("_np.diagonal({X}).copy()")
+    def __getattr__(self, name):
+        """e_<op> for the one-argument ops: their `numpy` entry in rules/ops.toml."""
+        if name.startswith("e_"):
+            tpl = ruletable.ops().get(name[2:], {}).get("numpy")
+            if tpl is not None and "{X}" in tpl:
+                return lambda n, names: self._template(tpl, "{X}", self.code(n.args[0], names))
+        raise AttributeError(name)
+
+    def _template(self, tpl, slot, arg):
+        for h in HELPERS:
+            if h + "(" in tpl:
+                self.helpers.add(h)
+        return tpl.replace(slot, arg)
 
     def e_softmax(self, n, names):
         from .ir import log_softmax
         ls = log_softmax(n.args[0])
         if self.uses.get(ls, 0) >= 2:
             return f"_np.exp({self.code(ls, names)})"
-        self.helpers.add("_softmax")
-        return f"_softmax({self.code(n.args[0], names)})"
-
-    def e_log_softmax(self, n, names):
-        self.helpers.add("_log_softmax")
-        return f"_log_softmax({self.code(n.args[0], names)})"
-
-    def e_logsumexp(self, n, names):
-        self.helpers.add("_logsumexp")
-        return f"_logsumexp({self.code(n.args[0], names)})"
+        return self._template(ruletable.ops()["softmax"]["numpy"], "{X}", self.code(n.args[0], names))
 
     def e_fn(self, n, names):
-        tpl = ruletable.elementwise()[n.attr]["numpy"]
-        for h in HELPERS:
-            if h + "(" in tpl:
-                self.helpers.add(h)
-        return tpl.replace("{x}", self.code(n.args[0], names))
+        return self._template(ruletable.elementwise()[n.attr]["numpy"], "{x}", self.code(n.args[0], names))
 
     # -- statements --------------------------------------------------------
     def body(self, outputs):

@@ -118,9 +118,6 @@ class Printer:
     def inv_text(self, s, transposed):
         return s + ("⁻ᵀ" if transposed else "⁻¹")
 
-    def norm_text(self, s):
-        return f"‖{s}‖"
-
     def div_text(self, num, den):
         return f"{num}/{den}"
 
@@ -264,52 +261,26 @@ class Printer:
         return self.inv_text(self.wrap(n.args[0], ATOM), False), POSTFIX
 
     # -- functions -------------------------------------------------------------
-    def fname(self, op):
-        return op
-
     def p_fn(self, n):
         return self.call(self.fn_name(n.attr), self(n.args[0])), ATOM
 
     def fn_name(self, fname):
         return ruletable.text_name(fname)
 
-    def _call(self, op):
-        def f(n):
-            return self.call(self.fname(op), self(n.args[0])), ATOM
-        return f
+    template_key = "text"
 
-    def p_tr(self, n):
-        return self._call("tr")(n)
-
-    def p_det(self, n):
-        return self._call("det")(n)
-
-    def p_logdet(self, n):
-        return self._call("logdet")(n)
-
-    def p_sum(self, n):
-        return self._call("sum")(n)
-
-    def p_diag(self, n):
-        return self._call("diag")(n)
-
-    def p_diagvec(self, n):
-        return self._call("diag")(n)
-
-    def p_softmax(self, n):
-        return self._call("softmax")(n)
-
-    def p_log_softmax(self, n):
-        return self._call("log_softmax")(n)
-
-    def p_logsumexp(self, n):
-        return self._call("logsumexp")(n)
+    def __getattr__(self, name):
+        """p_<op> for the one-argument ops: their `text` / `latex` entry in rules/ops.toml."""
+        if name.startswith("p_"):
+            entry = ruletable.ops().get(name[2:], {})
+            tpl = entry.get(self.template_key)
+            if tpl is not None and "{X}" in tpl:
+                return lambda n: (tpl.replace("{X}", self(n.args[0])), ATOM)
+        raise AttributeError(name)
 
     def p_let(self, n):
         return self.name(self.spaced(n.attr)), ATOM
 
-    def p_norm(self, n):
-        return self.norm_text(self(n.args[0])), ATOM
 
 
 class LatexPrinter(Printer):
@@ -354,12 +325,7 @@ class LatexPrinter(Printer):
     def ediv_sym(self):
         return " \\oslash "
 
-    def fname(self, op):
-        return {"tr": "\\operatorname{tr}", "det": "\\det", "logdet": "\\log\\det",
-                "sum": "\\operatorname{sum}", "diag": "\\operatorname{diag}",
-                "softmax": "\\operatorname{softmax}",
-                "log_softmax": "\\log\\operatorname{softmax}",
-                "logsumexp": "\\operatorname{logsumexp}"}[op]
+    template_key = "latex"
 
     def p_fn(self, n):
         tpl = ruletable.elementwise()[n.attr]["latex"]
@@ -383,9 +349,6 @@ class LatexPrinter(Printer):
 
     def inv_text(self, s, transposed):
         return s + ("^{-\\top}" if transposed else "^{-1}")
-
-    def norm_text(self, s):
-        return f"\\left\\|{s}\\right\\|_F"
 
     def div_text(self, num, den):
         return f"\\frac{{{num}}}{{{den}}}"
