@@ -75,6 +75,12 @@ class Higher:
                 lhs = (f"\\frac{{\\partial {fname}}}{{\\partial {w}}}" if latex else f"∂{fname}/∂{w}")
             return [f"{lhs} = {pr(self.matrix)}"]
         dx = pr(self.direction)
+        if ir.is_zero(self.dF):
+            if self.kind == "jacobian":
+                return [f"d{fname} = 0"]
+            vec = f"∂²{fname}/∂vec({w})² = 0" if not latex else \
+                f"\\frac{{\\partial^2 {fname}}}{{\\partial \\operatorname{{vec}}({w})^2}} = 0"
+            return [f"d²{fname} = 0" if not latex else f"d^2{fname} = 0", vec]
         if self.kind == "jacobian":
             return [f"d{fname} = {pr(self.dF)}"]
         if self.x.cols == 1:
