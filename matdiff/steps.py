@@ -93,9 +93,23 @@ def derivation(result, fname="L"):
             terms = [_term(pr, g, m) for m, g in sorted(frontier.items(), key=lambda kv: -index[kv[0]])
                      if not _is_zero(g)]
             lines.append(f"d{fname} = " + (" + ".join(terms) if terms else "0"))
-        G = frontier.get(target, ir.zero(target.shape))
-        lines.append(f"∂{fname}/∂{w} = {pr(result.nodes[w])}")
+        # End at dL = tr(Gᵀ dX) with G the gradient itself, then read G off.
+        G = result.nodes[w]
+        final = f"d{fname} = {_gradient_form(pr, G, target)}"
+        if final != lines[-1]:
+            lines.append(final)
+        lines.append(f"∂{fname}/∂{w} = {pr(G)}")
     return "\n".join(lines)
+
+
+def _gradient_form(pr, G, x):
+    """tr(Gᵀ dX) (Gᵀ dx for a vector, G dx for a scalar) with G as printed."""
+    g, prec = pr.p(G)
+    dx = f"d{pr(x)}"
+    if x.is_scalar:
+        return f"{pr.paren(g) if prec < 4 else g} {dx}"
+    gt = f"{pr.paren(g) if prec < 6 else g}ᵀ"
+    return f"{gt} {dx}" if x.cols == 1 else f"tr({gt} {dx})"
 
 
 def _named(pr, node):

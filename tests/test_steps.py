@@ -9,9 +9,9 @@ from matdiff.steps import derivation
 
 
 @pytest.mark.parametrize("expr,wrt,vars,final", [
-    ("-tr(Y^T log softmax(XW+b))", "W", {"Y": "onehot"}, "dL = tr((softmax(XW + 𝟙bᵀ) − Y)ᵀX dW)"),
-    ("Z = X W + b; L = -tr(Y^T log softmax(Z))", "W", {"Y": "onehot"}, "dL = tr((softmax(Z) − Y)ᵀX dW)"),
-    ("x^T A x", "x", {}, "dL = xᵀ(A + Aᵀ) dx"),
+    ("-tr(Y^T log softmax(XW+b))", "W", {"Y": "onehot"}, "dL = tr((Xᵀ(softmax(XW + 𝟙bᵀ) − Y))ᵀ dW)"),
+    ("Z = X W + b; L = -tr(Y^T log softmax(Z))", "W", {"Y": "onehot"}, "dL = tr((Xᵀ(softmax(Z) − Y))ᵀ dW)"),
+    ("x^T A x", "x", {}, "dL = ((A + Aᵀ)x)ᵀ dx"),
     ("sum(σ(X W))", "W", {}, None),
 ])
 def test_derivation_ends_with_the_gradient(expr, wrt, vars, final):
