@@ -8,14 +8,16 @@ from pathlib import Path
 
 from .errors import DerivativeError
 
-_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
-
-
+@lru_cache(maxsize=None)
 def _rules_dir():
-    if (_RULES_DIR / "ops.toml").exists():
-        return _RULES_DIR
-    import matdiff.rules as pkg  # installed wheel: rules/ is the package matdiff.rules
-    return Path(pkg.__file__).parent
+    """rules/ of the project: the package matdiff.rules (mapped onto the
+    top-level rules/ folder by pyproject.toml), or the folder beside the
+    package when running from a plain checkout."""
+    try:
+        import matdiff.rules as pkg
+        return Path(pkg.__file__).parent
+    except ImportError:
+        return Path(__file__).resolve().parent.parent / "rules"
 
 
 def _load(name):
