@@ -13,20 +13,23 @@ class Result:
         self.wrt = list(dict.fromkeys(wrt))
         self.problem = Problem(expr, vars)
         self.nodes = self.problem.gradients(self.wrt)
-        self._ns = None
+        self._ns = {}
 
     def gradient(self, name):
         return Gradient(self, name)
 
-    def numpy_source(self):
+    def numpy_source(self, names=None):
+        """The generated module for the gradients of `names` (default: all, in order)."""
         from .numpy_emit import module_source
-        return module_source(self.problem, self.nodes)
+        names = self.wrt if names is None else names
+        return module_source(self.problem, {n: self.nodes[n] for n in names})
 
-    def numpy_namespace(self):
-        if self._ns is None:
+    def numpy_namespace(self, names=None):
+        key = tuple(self.wrt if names is None else names)
+        if key not in self._ns:
             from .numpy_emit import compile_module
-            self._ns = compile_module(self.numpy_source())
-        return self._ns
+            self._ns[key] = compile_module(self.numpy_source(key))
+        return self._ns[key]
 
     def variables_json(self):
         p = self.problem
@@ -69,17 +72,12 @@ class Gradient:
         return tuple(shape_of(self._result.problem.target(self.name)))
 
     def numpy_source(self):
-        """The module `matdiff grad --format numpy` prints for this variable."""
-        return Result(self._result.problem.src, [self.name],
-                      _decl_strings(self._result.problem.decls)).numpy_source() \
-            if len(self._result.wrt) > 1 else self._result.numpy_source()
+        """The module `matdiff grad EXPR --wrt NAME --format numpy` prints."""
+        return self._result.numpy_source([self.name])
 
     def numpy_function(self):
         """The compiled `gradient(**arrays)` callable."""
-        if len(self._result.wrt) > 1:
-            from .numpy_emit import compile_module
-            return compile_module(self.numpy_source())["gradient"]
-        return self._result.numpy_namespace()["gradient"]
+        return self._result.numpy_namespace([self.name])["gradient"]
 
     def _repr_latex_(self):
         from .printing import LatexPrinter
@@ -91,13 +89,6 @@ class Gradient:
 
     def __repr__(self):
         return f"<Gradient ∂/∂{self.name} = {self.text}>"
-
-
-def _decl_strings(decls):
-    out = {}
-    for name, (kind, dims) in decls.items():
-        out[name] = f"{kind}({','.join(map(str, dims))})" if dims else kind
-    return out
 
 
 def derive_all(expr, wrt, vars=None):

@@ -12,6 +12,11 @@ from .numpy_emit import py_name
 _POSITIVE_FNS = {"log", "sqrt"}
 
 
+def _positive_integer(e):
+    v = e.attr if e.op == "const" else None
+    return v is not None and not isinstance(v, float) and v.denominator == 1 and v > 0
+
+
 def _needs(problem):
     """Which variables must be positive, and which must be SPD."""
     positive, spd = set(), set()
@@ -19,13 +24,10 @@ def _needs(problem):
         under = None
         if n.op == "fn" and n.attr in _POSITIVE_FNS:
             under = positive
-        elif n.op == "pow" and not (n.args[1].op == "const" and n.args[1].attr.__class__.__name__ ==
-                                    "Fraction" and n.args[1].attr.denominator == 1 and n.args[1].attr > 0):
-            under = positive
+        elif n.op == "pow" and not _positive_integer(n.args[1]):
+            under = positive  # fractional or negative powers
         elif n.op in ("inv", "det", "logdet"):
             under = spd
-        elif n.op == "norm":
-            under = None
         if under is not None:
             for m in topo_order(n.args[0]):
                 if m.op == "var":

@@ -44,8 +44,6 @@ class Higher:
         self.kron = None
         if x.cols == 1:
             self.matrix = linear_matrix(self.dF, self.direction)
-            if self.matrix is not None and kind == "hessian" and self.matrix.is_scalar is False:
-                self.matrix = self.matrix
         else:
             self.kron = kronecker_terms(self.dF, self.direction)
         self.names = dict(p.names)
