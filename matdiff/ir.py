@@ -14,12 +14,15 @@ Ops and their args / attr:
   diagvec (matrix->vector)  fn(name)  softmax  log_softmax  logsumexp
 """
 
+import weakref
 import zlib
 from .rational import Fraction
 
 from .errors import ShapeError
 
-_TABLE = {}
+# Weak values: a node lives as long as something uses it, so long-running
+# sessions (notebooks) do not accumulate every expression ever built.
+_TABLE = weakref.WeakValueDictionary()
 
 
 class Node:
@@ -83,9 +86,6 @@ def num(v):
     elif isinstance(v, int):
         v = Fraction(v)
     return _make("const", (), v)
-
-
-ONE = None  # set below
 
 
 def var(name, kind, shape):
@@ -718,30 +718,3 @@ def let(name, x):
     """A named intermediate: the identity, kept as a node so that gradients with
     respect to it exist and results can be printed with its name."""
     return _make("let", (x,), name, x.shape)
-
-
-def generic(op, args, attr=None):
-    """Rebuild a node of `op` from new args through its constructor."""
-    return BUILDERS[op](args, attr)
-
-
-BUILDERS = {
-    "add": lambda a, _: add(*a),
-    "mul": lambda a, _: mul(*a),
-    "pow": lambda a, _: power(a[0], a[1]),
-    "matmul": lambda a, _: matmul(*a),
-    "T": lambda a, _: transpose(a[0]),
-    "inv": lambda a, _: inv(a[0]),
-    "tr": lambda a, _: tr(a[0]),
-    "det": lambda a, _: det(a[0]),
-    "logdet": lambda a, _: logdet(a[0]),
-    "sum": lambda a, _: sum_(a[0]),
-    "norm": lambda a, _: norm(a[0]),
-    "diag": lambda a, _: diag(a[0]),
-    "diagvec": lambda a, _: diagvec(a[0]),
-    "fn": lambda a, attr: fn(attr, a[0]),
-    "softmax": lambda a, _: softmax(a[0]),
-    "log_softmax": lambda a, _: log_softmax(a[0]),
-    "logsumexp": lambda a, _: logsumexp(a[0]),
-    "let": lambda a, attr: let(attr, a[0]),
-}
