@@ -402,6 +402,7 @@ def matmul(*xs):
     if any(is_zero(f) for f in chain + scalars):
         return zero(shape)
     chain = _simplify_chain(chain, scalars)
+    chain = _split_scalar_products(chain, scalars)
     if not chain:
         core = eye(shape[0])
     elif len(chain) == 1:
@@ -409,6 +410,23 @@ def matmul(*xs):
     else:
         core = _make("matmul", tuple(chain), None, shape)
     return mul(*scalars, core) if scalars else core
+
+
+def _split_scalar_products(chain, scalars):
+    """aᵀv vᵀb = (aᵀv)(vᵀb): a row-to-column stretch inside a longer chain is a
+    scalar factor."""
+    while True:
+        for i, f in enumerate(chain):
+            if f.rows != 1:
+                continue
+            j = next(k for k in range(i, len(chain)) if chain[k].cols == 1) \
+                if any(chain[k].cols == 1 for k in range(i, len(chain))) else None
+            if j is not None and j > i and (i, j) != (0, len(chain) - 1):
+                scalars.append(matmul(*chain[i:j + 1]))
+                chain = chain[:i] + chain[j + 1:]
+                break
+        else:
+            return chain
 
 
 def _is_onehot(x):

@@ -231,7 +231,9 @@ class Emitter:
         acc = self.atom(args[0], names)
         acc_node = args[0]
         for f in args[1:]:
-            if acc_node.cols == 1 and f.rows == 1:
+            if acc_node.shape == (1, 1):  # a scalar so far: scale
+                acc = f"({acc}) * {self.atom(f, names)}"
+            elif acc_node.cols == 1 and f.rows == 1:
                 acc = f"_np.outer({acc}, {self.code(f, names)})"
             else:
                 acc = f"{acc} @ {self.atom(f, names)}"
