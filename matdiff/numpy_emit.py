@@ -66,13 +66,14 @@ class Emitter:
         self.params = {name: py_name(name) for name in problem.variables}
         self.dims = {}
         for name, node in problem.variables.items():
-            for axis, d in enumerate(shape_of(node)):
-                if not isinstance(d, int):
-                    self.dims.setdefault(d, f"{self.params[name]}.shape[{axis}]")
+            for axis, d in enumerate(shape_of(node)):  # declared numbers too: never baked in
+                self.dims.setdefault(d, f"{self.params[name]}.shape[{axis}]")
         self.helpers = set()
 
     # -- expressions -------------------------------------------------------
     def dim(self, d):
+        if d in self.dims:
+            return self.dims[d]
         if isinstance(d, int):
             return str(d)
         if d not in self.dims:
@@ -162,6 +163,11 @@ class Emitter:
         return repr(float(v))
 
     def e_mul(self, n, names):
+        from .ir import is_ones_matrix, mul
+        if not n.is_scalar and all(f.is_scalar or is_ones_matrix(f) for f in n.args):
+            # a scalar times 𝟙𝟙ᵀ (or 𝟙): one filled array
+            s = self.code(mul(*[f for f in n.args if f.is_scalar]), names)
+            return f"_np.full({self.shape_code(n)}, {s})"
         nums, dens = [], []
         for f in n.args:
             if f.op == "pow" and f.args[1].op == "const" and f.args[1].attr < 0:
