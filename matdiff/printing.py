@@ -303,6 +303,8 @@ class LatexPrinter(Printer):
             base = "\\" + base
         elif len(base) > 1:
             base = f"\\mathrm{{{base}}}"
+        if sub is not None and len(sub) > 1 and not sub.isdigit():
+            sub = f"\\mathrm{{{sub}}}"
         return base if sub is None else f"{base}_{{{sub}}}"
 
     def minus(self):
