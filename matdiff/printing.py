@@ -28,11 +28,30 @@ _LATEX_GREEK = {
 _GREEK_WORDS = set(_LATEX_GREEK.values())
 
 
+def _decimal(v):
+    """The exact decimal of a fraction with a short terminating expansion, else None.
+    Halves and quarters stay fractions (x/2 reads better than 0.5x)."""
+    d = v.denominator
+    if d in (1, 2, 4):
+        return None
+    twos = fives = 0
+    while d % 2 == 0:
+        d, twos = d // 2, twos + 1
+    while d % 5 == 0:
+        d, fives = d // 5, fives + 1
+    digits = max(twos, fives)
+    if d != 1 or digits > 6:
+        return None
+    scaled = abs(v.numerator) * 10 ** digits // v.denominator
+    text = f"{scaled // 10 ** digits}.{scaled % 10 ** digits:0{digits}d}"
+    return ("-" if v.numerator < 0 else "") + text
+
+
 def _fmt_number(v):
     if isinstance(v, Fraction):
         if v.denominator == 1:
             return str(v.numerator)
-        return f"{v.numerator}/{v.denominator}"
+        return _decimal(v) or f"{v.numerator}/{v.denominator}"
     r = repr(float(v))
     return r[:-2] if r.endswith(".0") else r
 
@@ -136,7 +155,7 @@ class Printer:
         if v < 0:
             return self.minus() + self.number(-v), NEG
         s = self.number(v)
-        return s, (PROD if isinstance(v, Fraction) and v.denominator != 1 else ATOM)
+        return s, (PROD if "/" in s else ATOM)
 
     def p_ones(self, n):
         return ("\\mathbf{1}" if self.latex else "𝟙"), ATOM
@@ -178,8 +197,10 @@ class Printer:
         sign = ""
         if coef < 0:
             sign, coef = self.minus(), -coef
-        cnum = coef.numerator if isinstance(coef, Fraction) else coef
-        cden = coef.denominator if isinstance(coef, Fraction) else 1
+        if isinstance(coef, Fraction) and _decimal(coef) is None:
+            cnum, cden = coef.numerator, coef.denominator
+        else:
+            cnum, cden = coef, 1  # an integer, a short decimal or a float
         # element-wise part
         if mat_num or mat_den:
             parts = [self.wrap(f, PROD) for f in mat_num] or ["1"]
