@@ -136,7 +136,9 @@ def _lin(E, v, memo):
 
 
 def kronecker_terms(H, dX):
-    """H[dX] as Σ c·A dX B: [(A, B)] with vec(A dX B) = (Bᵀ ⊗ A) vec(dX); None otherwise."""
+    """H[dX] as Σ c·A dX B or c·A dXᵀ B: [(c, A, B, commuted)] with
+    vec(A dX B) = (Bᵀ ⊗ A) vec(dX) and vec(A dXᵀ B) = (Bᵀ ⊗ A) K vec(dX),
+    K the commutation matrix; None otherwise."""
     terms = H.args if H.op == "add" else (H,)
     out = []
     for t in terms:
@@ -154,10 +156,14 @@ def kronecker_terms(H, dX):
             return None
         chain = list(core.args) if core.op == "matmul" else [core]
         idx = [i for i, f in enumerate(chain) if depends(f, dX)]
-        if len(idx) != 1 or chain[idx[0]] is not dX:
+        if len(idx) != 1:
             return None
         i = idx[0]
-        A = ir.matmul(*chain[:i]) if i else ir.eye(dX.rows)
-        B = ir.matmul(*chain[i + 1:]) if i + 1 < len(chain) else ir.eye(dX.cols)
-        out.append((ir.mul(ir.num(c), *scal) if scal or c != 1 else ir.num(c), A, B))
+        commuted = chain[i] is not dX
+        if commuted and not (chain[i].op == "T" and chain[i].args[0] is dX):
+            return None
+        d = chain[i]
+        A = ir.matmul(*chain[:i]) if i else ir.eye(d.rows)
+        B = ir.matmul(*chain[i + 1:]) if i + 1 < len(chain) else ir.eye(d.cols)
+        out.append((ir.mul(ir.num(c), *scal) if scal or c != 1 else ir.num(c), A, B, commuted))
     return out

@@ -91,14 +91,26 @@ class Higher:
             out = [f"d²{fname} = tr({dx}ᵀ{pr.paren(pr(self.dF))})"]
         if self.kron:
             parts = []
-            for c, A, B in self.kron:
+            for c, A, B, commuted in self.kron:
                 kron = (f"{pr.wrap(ir.transpose(B), 5)} \\otimes {pr.wrap(A, 5)}" if latex
                         else f"{pr.wrap(ir.transpose(B), 5)} ⊗ {pr.wrap(A, 5)}")
+                if A.op == "eye" and B.op == "eye":
+                    kron = "K" if commuted else "I"
+                elif commuted:
+                    kron = f"({kron})K"
                 cs = pr(c)
-                parts.append(kron if cs == "1" else f"{cs}({kron})")
+                sign = {"1": "", "−1": "−", "-1": "-"}
+                if cs in sign:
+                    parts.append(sign[cs] + kron)
+                else:
+                    parts.append(f"{cs}{kron}" if commuted or kron in ("I", "K") else f"{cs}({kron})")
             lhs = (f"\\frac{{\\partial^2 {fname}}}{{\\partial \\operatorname{{vec}}({w})^2}}" if latex
                    else f"∂²{fname}/∂vec({w})²")
-            out.append(f"{lhs} = " + " + ".join(parts))
+            line = f"{lhs} = " + " + ".join(parts)
+            if any(k[3] for k in self.kron):
+                line += ("\\quad (K\\operatorname{vec}(dX) = \\operatorname{vec}(dX^{\\top}))" if latex
+                         else "   (K: the commutation matrix, K vec(dX) = vec(dXᵀ))")
+            out.append(line)
         return out
 
     def numpy_source(self):

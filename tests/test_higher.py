@@ -134,3 +134,38 @@ def test_cli_hessian_and_jacobian():
     np.testing.assert_allclose(J, fd_jacobian(lambda x: _sig(d["W"] @ x + d["b"]), d["x"]), rtol=1e-6)
     r = CliRunner().invoke(cli, ["hessian", "tr(M^T A M)", "--wrt", "M", "--format", "latex"])
     assert r.exit_code == 0 and "\\otimes" in r.output
+
+
+def _commutation(m, n):
+    """K with K vec(A) = vec(Aᵀ) for A m×n (column stacking)."""
+    K = np.zeros((m * n, m * n))
+    for i in range(m):
+        for j in range(n):
+            K[i * n + j, j * m + i] = 1.0
+    return K
+
+
+@pytest.mark.parametrize("expr,var,vars", [
+    ("tr(M^T A M)", "M", {}),
+    ("‖X M - Y‖_F^2", "M", {}),
+    ("logdet(S)", "S", {"S": "matrix"}),
+    ("tr(S S)", "S", {"S": "matrix"}),
+    ("tr(S A S^T B^T)", "S", {"S": "matrix", "B": "matrix"}),
+])
+def test_kronecker_form_is_the_hessian(expr, var, vars):
+    from matdiff.evaluate import evaluate
+    d = data()
+    d["Y"] = RNG.standard_normal((k, m))
+    d["B"] = RNG.standard_normal((n, n))
+    h = Higher(expr, var, vars, "hessian")
+    assert h.kron, "a Kronecker form is expected"
+    used = {name: d[name] for name in h.problem.variables}
+    context = list(h.problem.variables.values())
+    H = compile_module(h.numpy_source())["hessian"](**used)
+    r, c = np.shape(d[var])
+    total = np.zeros((r * c, r * c))
+    for coef, A, B, commuted in h.kron:
+        a, b = (np.atleast_2d(evaluate(x, used, context)) for x in (A, B))
+        term = float(evaluate(coef, used, context)) * np.kron(b.T, a)
+        total += term @ _commutation(r, c) if commuted else term
+    np.testing.assert_allclose(total, H, rtol=1e-8, atol=1e-8)
