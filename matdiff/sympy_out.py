@@ -143,17 +143,22 @@ def _lse(vals):
     return sp.log(sum(sp.exp(v) for v in vals))
 
 
+def _rowwise_log_softmax(m):
+    """log softmax of each row of an explicit matrix (each column vector: its entries)."""
+    out = list(m)
+    for g in _rows(m):
+        lse = _lse([m[k] for k in g])
+        for k in g:
+            out[k] = m[k] - lse
+    return out
+
+
 class Softmax(_MatFn):
     fname = "softmax"
     shape = property(lambda self: self.args[0].shape)
 
     def _value(self, m):
-        out = list(m)
-        for g in _rows(m):
-            s = sum(sp.exp(m[k]) for k in g)
-            for k in g:
-                out[k] = sp.exp(m[k]) / s
-        return sp.Matrix(m.rows, m.cols, out)
+        return sp.Matrix(m.rows, m.cols, [sp.exp(v) for v in _rowwise_log_softmax(m)])
 
 
 class LogSoftmax(_MatFn):
@@ -161,12 +166,7 @@ class LogSoftmax(_MatFn):
     shape = property(lambda self: self.args[0].shape)
 
     def _value(self, m):
-        out = list(m)
-        for g in _rows(m):
-            lse = _lse([m[k] for k in g])
-            for k in g:
-                out[k] = m[k] - lse
-        return sp.Matrix(m.rows, m.cols, out)
+        return sp.Matrix(m.rows, m.cols, _rowwise_log_softmax(m))
 
 
 class LogSumExp(_MatFn):

@@ -25,6 +25,8 @@ from click.testing import CliRunner
 import matdiff
 from matdiff.cli import cli, main
 
+from numeric import numeric_gradient
+
 MISSION = "-tr(Y^T log softmax(XW+b))"
 MISSION_W = "∂L/∂W = Xᵀ(softmax(XW + 𝟙bᵀ) − Y)"
 MISSION_B = "∂L/∂b = (softmax(XW + 𝟙bᵀ) − Y)ᵀ𝟙"
@@ -294,19 +296,6 @@ NUMPY_CASES = {
 }
 
 
-def _central_differences(f, arrays, name, eps=1e-6):
-    x = arrays[name]
-    if np.isscalar(x):
-        return (f(**{**arrays, name: x + eps}) - f(**{**arrays, name: x - eps})) / (2 * eps)
-    g = np.zeros_like(x, dtype=float)
-    for idx in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[idx] += eps
-        xm[idx] -= eps
-        g[idx] = (f(**{**arrays, name: xp}) - f(**{**arrays, name: xm})) / (2 * eps)
-    return g
-
-
 def _exec_module(source):
     ns = {}
     exec(compile(source, "<matdiff --format numpy>", "exec"), ns)  # our own output
@@ -354,7 +343,7 @@ def test_format_numpy_module(run, case):
     else:
         assert isinstance(grads, tuple) and len(grads) == len(c["wrt"])
     for name, g, g2 in zip(c["wrt"], grads, grads2):
-        want = _central_differences(c["f"], arrays, name)
+        want = numeric_gradient(c["f"], arrays, name)
         _assert_close(g, want, f"∂/∂{name}")
         _assert_close(g2, g, f"value_and_gradient ∂/∂{name}")
         if np.isscalar(arrays[name]):

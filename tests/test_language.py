@@ -6,7 +6,7 @@ import pytest
 
 import matdiff
 from matdiff.api import Result
-from matdiff.check import numeric_gradient
+from numeric import numeric_gradient
 
 RNG = np.random.default_rng(5)
 
