@@ -16,15 +16,9 @@ points (finite differences) compiles it once.
 
 from functools import lru_cache
 
+from . import pyast as P
 from .diff import topo_order
-from .numpy_emit import HELPERS, Emitter, compile_module
-
-
-class _Vars:
-    """The part of a Problem that Emitter reads: {name: var node}."""
-
-    def __init__(self, variables):
-        self.variables = variables
+from .numpy_emit import Emitter, compile_module, _head, _module_text
 
 
 def source(node, context=()):
@@ -33,16 +27,11 @@ def source(node, context=()):
     for n in list(topo_order(node)) + list(context):
         if n.op == "var":
             variables.setdefault(n.attr[0], n)
-    em = Emitter(_Vars(variables))
-    lines, names = em.body([node])  # shared subexpressions become temporaries
-    ret = em.finish(node, names)
-    params = ", ".join(em.params.values())
-    out = ["import numpy as _np", ""]
-    out += [HELPERS[h] for h in sorted(em.helpers)]
-    out.append(f"def _evaluate({'*, ' + params if params else ''}):")
-    out += lines
-    out.append(f"    return {ret}")
-    return "\n".join(out) + "\n", dict(em.params)
+    em = Emitter(variables)
+    (_, ret), = em.run([node])  # shared subexpressions become temporaries
+    params = list(em.params.values())
+    func = P.function("_evaluate", params, em.stmts + [P.ret(ret)])
+    return _module_text(_head("", em, "") + [func]), dict(em.params)
 
 
 @lru_cache(maxsize=None)

@@ -295,13 +295,19 @@ def _mul_order(x):
     return (not x.is_scalar, x.op == "add", rank, x.depth, x.leaf, x.skey)
 
 
+_FLATTEN_LIMIT = 12
+
+
 def mul(*xs):
     shape = _bshape(xs, "element-wise product")
     coef = Fraction(1)
     powers = {}
     other = []
     for x in xs:
-        for f in (x.args if x.op == "mul" else (x,)):
+        # A long product stays one factor: flattening it into every product
+        # built on it (an adjoint times σ' at each layer) would cost O(depth²).
+        flat = x.op == "mul" and len(x.args) <= _FLATTEN_LIMIT
+        for f in (x.args if flat else (x,)):
             if f.op == "const":
                 coef = coef * f.attr
                 continue

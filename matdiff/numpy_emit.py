@@ -1,21 +1,35 @@
 """NumPy code emission: a self-contained module with value / gradient /
 value_and_gradient, reading the same DAG as the printers.
 
-Each node used more than once becomes a temporary, computed once; the
-forward pass's temporaries are reused by the backward pass. Vectors are 1-D
-arrays, scalars floats. Broadcast forms (𝟙bᵀ) stay broadcasts inside sums
-and products, 𝟙ᵀG becomes a column sum, diag(v)M a row scaling.
+Code is built as Python `ast` trees (matdiff.pyast) and printed with
+`ast.unparse`, which parenthesises by precedence: no code is pasted together
+as strings, so inlining a single-use subexpression is always safe. Each node
+used more than once becomes a temporary, computed once, and so does any
+expression taller than `MAX_HEIGHT` (deep nesting compiles at any depth).
+`value` is the forward half of `value_and_gradient`'s body, not a second
+rendering of it.
+
+Arrays: vectors (and row vectors) are 1-D, matrices 2-D, scalars floats.
+Broadcast forms stay broadcasts inside element-wise operations: 𝟙bᵀ is b,
+b𝟙ᵀ is b[:, None], s𝟙𝟙ᵀ is s (a "lite" form: NumPy-broadcastable to the
+node's shape); 𝟙ᵀG becomes a column sum, diag(v)M a row scaling.
 """
 
+import ast
 import keyword
 import unicodedata
-from .rational import Fraction
 
+from . import pyast as P
 from . import ruletable
 from .diff import topo_order
 from .engine import shape_of
+from .rational import Fraction
 
 _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {"None", "True", "False"}
+
+# Tall expressions are bound to temporaries: Python's parser allows about 200
+# nested parentheses, and short lines read better anyway.
+MAX_HEIGHT = 24
 
 HELPERS = {
     "_sigmoid": '''def _sigmoid(x):
@@ -35,6 +49,19 @@ HELPERS = {
     "_logsumexp": '''def _logsumexp(z):
     m = _np.max(z, axis=-1, keepdims=True)
     return (m + _np.log(_np.sum(_np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
+''',
+    "_by_directions": '''def _by_directions(directional, x, arrays):
+    # the columns of a Hessian / Jacobian: directional derivatives along each
+    # basis direction of x, in vec order (column stacking)
+    shape = _np.shape(x)
+    size = int(_np.prod(shape))
+    cols = []
+    for k in range(size):
+        e = _np.zeros(size)
+        e[k] = 1.0
+        col = directional(e.reshape(shape, order='F'), **arrays)
+        cols.append(_np.ravel(_np.asarray(col, dtype=float), order='F'))
+    return _np.stack(cols, axis=1)
 ''',
 }
 
@@ -60,243 +87,277 @@ def _rank(node):
     return 1 if (c == 1 or r == 1) else 2
 
 
-class Emitter:
-    def __init__(self, problem):
-        self.problem = problem
-        self.params = {name: py_name(name) for name in problem.variables}
-        self.dims = {}
-        for name, node in problem.variables.items():
-            for axis, d in enumerate(shape_of(node)):  # declared numbers too: never baked in
-                self.dims.setdefault(d, f"{self.params[name]}.shape[{axis}]")
-        self.helpers = set()
+def _sub_chain(args):
+    from .ir import matmul
+    return args[0] if len(args) == 1 else matmul(*args)
 
-    # -- expressions -------------------------------------------------------
+
+def _is_broadcast(node):
+    """𝟙vᵀ or v𝟙ᵀ (a matrix that is a vector repeated along one axis)."""
+    if node.op != "matmul" or len(node.args) != 2 or _rank(node) != 2:
+        return False
+    a, b = node.args
+    return a.op == "ones" or (b.op == "T" and b.args[0].op == "ones")
+
+
+_TEMPLATES = {}
+
+
+def _template(text):
+    """A rule's code template ('_np.exp({x})') as a tree with slot names."""
+    tree = _TEMPLATES.get(text)
+    if tree is None:
+        tree = P.parse_expr(text.replace("{X}", "_slot_X").replace("{x}", "_slot_X"))
+        _TEMPLATES[text] = tree
+    return tree
+
+
+class Emitter:
+    """Expression trees for IR nodes, and the statements binding temporaries.
+
+    expr(node) is code for an array of exactly the node's shape; lite(node)
+    returns (code, full) where code may be a broadcastable form (full False).
+    """
+
+    np = "_np"
+
+    def __init__(self, variables):
+        self.params = {name: py_name(name) for name in variables}
+        self.dims = {}
+        for name, node in variables.items():
+            for axis, d in enumerate(shape_of(node)):  # declared numbers too: never baked in
+                self.dims.setdefault(d, (self.params[name], axis))
+        self.helpers = set()
+        self.uses = {}
+        self.stmts = []
+        self.done = {}  # node -> (code, full) of a node bound to a temporary
+
+    # -- small pieces ------------------------------------------------------
+    def f(self, path, *args, **kw):
+        """A call of an array-module function: f('exp', x) is _np.exp(x)."""
+        return P.call(f"{self.np}.{path}", *args, **kw)
+
     def dim(self, d):
         if d in self.dims:
-            return self.dims[d]
+            param, axis = self.dims[d]
+            return P.subscript(P.attr(param, "shape"), P.const(axis))
         if isinstance(d, int):
-            return str(d)
-        if d not in self.dims:
-            from .errors import ShapeError
-            raise ShapeError(f"the size {d} cannot be read from any input array: give it, "
-                             f"e.g. 1_N or I_N with N a dimension of a variable")
-        return self.dims[d]
+            return P.const(d)
+        from .errors import ShapeError
+        raise ShapeError(f"the size {d} cannot be read from any input array: give it, "
+                         f"e.g. 1_N or I_N with N a dimension of a variable")
 
     def shape_code(self, node):
-        dims = [self.dim(d) for d in shape_of(node)]
-        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        return P.tuple_(*[self.dim(d) for d in shape_of(node)])
 
-    def code(self, node, names):
-        """Expression code for node, exactly of its shape. A node used more than
-        once gets a temporary, emitted (after its own temporaries) on first use."""
-        if node in names:
-            return names[node]
-        s = getattr(self, "e_" + node.op)(node, names)
-        if self.uses.get(node, 0) >= 2 and node.op not in ("var", "const", "dim", "pi"):
-            tmp = f"_t{len(self.lines)}"
-            self.lines.append(f"    {tmp} = {s}")
-            names[node] = tmp
-            return tmp
-        return s
+    def number(self, v):
+        return P.const(float(v))
 
-    def operand(self, node, names):
-        """Code for an operand of + or *, where a broadcast form is enough."""
-        if node not in names and node.op == "matmul" and len(node.args) == 2:
-            a, b = node.args
-            if a.op == "ones" and _rank(node) == 2:  # 𝟙vᵀ: v along the last axis
-                return self.atom(b.args[0] if b.op == "T" else b, names)
-            if b.op == "T" and b.args[0].op == "ones" and _rank(node) == 2:  # v𝟙ᵀ
-                return f"{self.atom(a, names)}[:, None]"
-        return self.atom(node, names)
+    def broadcast(self, code, node):
+        return P.call(P.attr(self.f("broadcast_to", code, self.shape_code(node)), "copy"))
 
-    def atom(self, node, names):
-        s = self.code(node, names)
-        if node in names or node.op in ("var", "dim", "fn", "let", "softmax", "log_softmax", "logsumexp",
-                                        "inv", "tr", "det", "logdet", "sum", "norm", "diag",
-                                        "diagvec", "ones", "eye", "zero", "T"):
-            return s
-        if node.op == "const" and node.attr >= 0:
-            return s
-        return f"({s})"
+    def helper(self, hname, *args):
+        self.helpers.add(hname)
+        return P.call(hname, *args)
 
-    def e_var(self, n, names):
-        return self.params[n.attr[0]]
+    def template(self, text, arg):
+        for h in HELPERS:
+            if h + "(" in text:
+                self.helpers.add(h)
+        return P.substitute(_template(text), {"_slot_X": arg})
 
-    def e_const(self, n, names):
-        v = n.attr
-        if isinstance(v, Fraction):
-            return repr(float(v)) if v.denominator != 1 else f"{v.numerator}.0"
-        return repr(float(v))
+    # -- expressions -------------------------------------------------------
+    def expr(self, node):
+        code, full = self.lite(node)
+        return code if full else self.broadcast(code, node)
 
-    def e_dim(self, n, names):
-        return f"float({self.dim(n.attr)})"
+    def lite(self, node):
+        hit = self.done.get(node)
+        if hit is not None:
+            return hit
+        out = getattr(self, "e_" + node.op)(node)
+        code, full = out if isinstance(out, tuple) else (out, True)
+        if not isinstance(code, (ast.Name, ast.Constant)) and (
+                self.uses.get(node, 0) >= 2 or P.height(code) > MAX_HEIGHT):
+            tmp = f"_t{len(self.stmts)}"
+            self.stmts.append(P.assign(tmp, code))
+            code = P.name(tmp)
+            self.done[node] = (code, full)
+        return code, full
 
-    def e_pi(self, n, names):
-        return "_np.pi"
+    def e_var(self, n):
+        return P.name(self.params[n.attr[0]])
 
-    def e_ones(self, n, names):
-        return f"_np.ones({self.dim(n.attr)})"
+    def e_const(self, n):
+        return self.number(n.attr)
 
-    def e_eye(self, n, names):
-        return f"_np.eye({self.dim(n.attr)})"
+    def e_dim(self, n):
+        return P.call("_float", self.dim(n.attr))
 
-    def e_zero(self, n, names):
-        return f"_np.zeros({self.shape_code(n)})"
+    def e_pi(self, n):
+        return P.attr(self.np, "pi")
 
-    def e_add(self, n, names):
+    def e_ones(self, n):
+        return P.const(1.0), False
+
+    def e_eye(self, n):
+        return self.f("eye", self.dim(n.attr))
+
+    def e_zero(self, n):
+        return P.const(0.0), False
+
+    def e_let(self, n):
+        return self.lite(n.args[0])
+
+    def e_add(self, n):
         from .ir import split_coef, scale
-        out = []
-        for i, t in enumerate(n.args):
+        acc, full = None, False
+        for t in n.args:
             c, core = split_coef(t)
-            if c < 0 and i > 0:
-                body = self.e_const_like(-c) if core is None else self.operand(scale(-c, core), names)
-                out.append(f" - {body}")
+            minus = c < 0 and acc is not None
+            if minus:
+                code, f = (self.number(-c), False) if core is None else self.lite(scale(-c, core))
             else:
-                body = self.operand(t, names)
-                out.append(body if i == 0 else f" + {body}")
-        s = "".join(out)
-        if not any(_full(a, n) for a in n.args):  # only broadcasts: make the full array
-            s = f"_np.broadcast_to({s}, {self.shape_code(n)}).copy()"
-        return s
+                code, f = self.lite(t)
+            full |= f and t.shape == n.shape
+            acc = code if acc is None else P.binop(acc, "-" if minus else "+", code)
+        return acc, full
 
-    def e_const_like(self, v):
-        return repr(float(v))
-
-    def e_mul(self, n, names):
-        from .ir import is_ones_matrix, mul
-        if not n.is_scalar and all(f.is_scalar or is_ones_matrix(f) for f in n.args):
-            # a scalar times 𝟙𝟙ᵀ (or 𝟙): one filled array
-            s = self.code(mul(*[f for f in n.args if f.is_scalar]), names)
-            return f"_np.full({self.shape_code(n)}, {s})"
+    def e_mul(self, n):
+        from .ir import power, num
         nums, dens = [], []
         for f in n.args:
             if f.op == "pow" and f.args[1].op == "const" and f.args[1].attr < 0:
-                from .ir import power, num
                 dens.append(power(f.args[0], num(-f.args[1].attr)))
             else:
                 nums.append(f)
-        if nums and nums[0].op == "const" and nums[0].attr == -1 and len(nums) > 1:
-            s = "-" + " * ".join(self.operand(f, names) for f in nums[1:])
-        else:
-            s = " * ".join(self.operand(f, names) for f in nums) if nums else "1.0"
+        full = False
+        negate = bool(nums) and nums[0].op == "const" and nums[0].attr == -1 and len(nums) > 1
+        if negate:
+            nums = nums[1:]
+        acc = None
+        for f in nums:
+            code, ff = self.lite(f)
+            full |= ff and f.shape == n.shape
+            acc = code if acc is None else P.binop(acc, "*", code)
+        if acc is None:
+            acc = P.const(1.0)
+        if negate:
+            acc = P.neg(acc)
         for d in dens:
-            s += f" / {self.operand(d, names)}"
-        if not any(_full(f, n) for f in n.args):
-            s = f"_np.broadcast_to({s}, {self.shape_code(n)}).copy()"
-        return s
+            code, ff = self.lite(d)
+            full |= ff and d.shape == n.shape
+            acc = P.binop(acc, "/", code)
+        return acc, full
 
-    def e_pow(self, n, names):
+    def e_pow(self, n):
         base, e = n.args
         if e.op == "const" and e.attr == Fraction(1, 2):
-            return f"_np.sqrt({self.code(base, names)})"
+            code, full = self.lite(base)
+            return self.f("sqrt", code), full
         if e.op == "const" and e.attr == 2:
-            b = self.atom(base, names)
-            return f"{b} * {b}" if base.op == "var" or base in names else f"_np.square({self.code(base, names)})"
-        return f"{self.atom(base, names)} ** {self.atom(e, names)}"
+            code, full = self.lite(base)
+            if isinstance(code, ast.Name):
+                return P.binop(code, "*", code), full
+            return self.f("square", code), full
+        code, full = self.lite(base)
+        return P.binop(code, "**", self.expr(e)), full
 
-    def e_matmul(self, n, names):
+    def e_matmul(self, n):
         args = list(n.args)
-        # Reductions and scalings that need no matrix product.
         first, last = args[0], args[-1]
-        if first.op == "T" and first.args[0].op == "ones" and len(args) >= 2:
-            rest = _sub_chain(args[1:])
-            axis_sum = f"_np.sum({self.code(rest, names)}, axis=0)" if _rank(rest) == 2 else \
-                f"_np.sum({self.code(rest, names)})"
-            return axis_sum
-        if last.op == "ones" and len(args) >= 2:
-            rest = _sub_chain(args[:-1])
-            if rest.op == "T" and _rank(rest) == 2:  # Gᵀ𝟙: column sums of G, read in order
-                return f"_np.sum({self.code(rest.args[0], names)}, axis=0)"
-            return f"_np.sum({self.code(rest, names)}, axis=-1)" if _rank(rest) == 2 else \
-                f"_np.sum({self.code(rest, names)})"
-        if first.op == "diag" and len(args) >= 2:
-            rest = _sub_chain(args[1:])
-            v = self.atom(first.args[0], names)
-            return f"{v}[:, None] * {self.atom(rest, names)}" if _rank(rest) == 2 else \
-                f"{v} * {self.atom(rest, names)}"
-        if last.op == "diag" and len(args) >= 2:
-            rest = _sub_chain(args[:-1])
-            return f"{self.atom(rest, names)} * {self.atom(last.args[0], names)}"
-        if len(args) == 2 and args[0].cols == 1 and args[1].rows == 1:
+        # Broadcasts: 𝟙vᵀ is v along the last axis, v𝟙ᵀ is v[:, None].
+        if len(args) == 2 and _rank(n) == 2:
             a, b = args
             if a.op == "ones":
-                return f"_np.broadcast_to({self.code(b.args[0] if b.op == 'T' else b, names)}, " \
-                       f"{self.shape_code(n)}).copy()"
-            return f"_np.outer({self.code(a, names)}, {self.code(b, names)})"
+                return self.expr(b.args[0] if b.op == "T" else b), False
+            if b.op == "T" and b.args[0].op == "ones":
+                return P.subscript(self.expr(a), P.tuple_(P.full_slice(), P.none())), False
+        # Reductions and scalings that need no matrix product.
+        if first.op == "T" and first.args[0].op == "ones":
+            rest = _sub_chain(args[1:])
+            if _rank(rest) == 2:
+                return self.f("sum", self.expr(rest), axis=P.const(0))
+            return self.f("sum", self.expr(rest))
+        if last.op == "ones":
+            rest = _sub_chain(args[:-1])
+            if rest.op == "T" and _rank(rest) == 2:  # Gᵀ𝟙: column sums of G, read in order
+                return self.f("sum", self.expr(rest.args[0]), axis=P.const(0))
+            if _rank(rest) == 2:
+                return self.f("sum", self.expr(rest), axis=P.const(-1))
+            return self.f("sum", self.expr(rest))
+        if first.op == "diag":
+            rest = _sub_chain(args[1:])
+            v = self.expr(first.args[0])
+            if _rank(rest) == 2:
+                v = P.subscript(v, P.tuple_(P.full_slice(), P.none()))
+            return P.binop(v, "*", self.expr(rest))
+        if last.op == "diag":
+            return P.binop(self.expr(_sub_chain(args[:-1])), "*", self.expr(last.args[0]))
+        if len(args) == 2 and args[0].cols == 1 and args[1].rows == 1:
+            return self.f("outer", self.expr(args[0]), self.expr(args[1]))
         # L X⁻¹ R where the inverse is used only here: L @ solve(X, R), no inverse formed.
         for i, f in enumerate(args):
-            if f.op == "inv" and f not in names and self.uses.get(f, 0) < 2:
-                X = self.code(f.args[0], names)
+            if f.op == "inv" and f not in self.done and self.uses.get(f, 0) < 2:
+                X = self.expr(f.args[0])
                 left, right = args[:i], args[i + 1:]
                 if right:
-                    solved = f"_np.linalg.solve({X}, {self.code(_sub_chain(right), names)})"
-                    return f"{self.atom(_sub_chain(left), names)} @ {solved}" if left else solved
-                lt = self.code(_transpose(_sub_chain(left)), names)
-                return f"_np.linalg.solve({X}.T, {lt}).T"
+                    solved = self.f("linalg.solve", X, self.expr(_sub_chain(right)))
+                    return P.binop(self.expr(_sub_chain(left)), "@", solved) if left else solved
+                from .ir import transpose
+                lt = self.expr(transpose(_sub_chain(left)))
+                return P.attr(self.f("linalg.solve", P.attr(X, "T"), lt), "T")
         # Left to right; an outer product inside a longer chain is kept exact.
-        acc = self.atom(args[0], names)
-        acc_node = args[0]
+        acc, rows, cols = self.expr(args[0]), args[0].rows, args[0].cols
         for f in args[1:]:
-            if acc_node.shape == (1, 1):  # a scalar so far: scale
-                acc = f"({acc}) * {self.atom(f, names)}"
-            elif acc_node.cols == 1 and f.rows == 1:
-                acc = f"_np.outer({acc}, {self.code(f, names)})"
+            if (rows, cols) == (1, 1):
+                acc = P.binop(acc, "*", self.expr(f))  # a 1×1 partial product scales
+            elif cols == 1 and f.rows == 1:
+                acc = self.f("outer", acc, self.expr(f))
             else:
-                acc = f"{acc} @ {self.atom(f, names)}"
-            acc_node = _Shape((acc_node.rows, f.cols))
+                acc = P.binop(acc, "@", self.expr(f))
+            cols = f.cols
         return acc
 
-    def e_T(self, n, names):
+    def e_T(self, n):
         x = n.args[0]
-        s = self.atom(x, names)
-        return f"{s}.T" if _rank(x) == 2 else s
+        code = self.expr(x)
+        return P.attr(code, "T") if _rank(x) == 2 else code
 
-    def e_let(self, n, names):
-        return self.code(n.args[0], names)
-
-    def e_inv(self, n, names):
-        return f"_np.linalg.inv({self.code(n.args[0], names)})"
-
-    def e_tr(self, n, names):
+    def e_tr(self, n):
         x = n.args[0]
-        if x.op == "matmul" and x not in names and self.uses.get(x, 0) < 2 \
+        if x.op == "matmul" and x not in self.done and self.uses.get(x, 0) < 2 \
                 and not any(f.op == "inv" and self.uses.get(f, 0) < 2 for f in x.args):
             # tr(A B) = sum(A ⊙ Bᵀ): no product matrix is formed
             from .ir import matmul, transpose
             a = x.args[0] if len(x.args) == 2 else matmul(*x.args[:-1])
             b = x.args[-1]
             if a.op == "T":
-                return f"_np.sum({self.atom(a.args[0], names)} * {self.atom(b, names)})"
-            return f"_np.sum({self.atom(a, names)} * {self.atom(transpose(b), names)})"
-        return f"_np.trace({self.code(x, names)})"
+                return self.f("sum", P.binop(self.expr(a.args[0]), "*", self.expr(b)))
+            return self.f("sum", P.binop(self.expr(a), "*", self.expr(transpose(b))))
+        return self.f("trace", self.expr(x))
 
-    def __getattr__(self, name):
-        """e_<op> for the one-argument ops: their `numpy` entry in rules/ops.toml."""
-        if name.startswith("e_"):
-            tpl = ruletable.ops().get(name[2:], {}).get("numpy")
-            if tpl is not None and "{X}" in tpl:
-                return lambda n, names: self._template(tpl, "{X}", self.code(n.args[0], names))
-        raise AttributeError(name)
-
-    def _template(self, tpl, slot, arg):
-        for h in HELPERS:
-            if h + "(" in tpl:
-                self.helpers.add(h)
-        return tpl.replace(slot, arg)
-
-    def e_softmax(self, n, names):
+    def e_softmax(self, n):
         from .ir import log_softmax
         ls = log_softmax(n.args[0])
         if self.uses.get(ls, 0) >= 2:
-            return f"_np.exp({self.code(ls, names)})"
-        return self._template(ruletable.ops()["softmax"]["numpy"], "{X}", self.code(n.args[0], names))
+            return self.f("exp", self.expr(ls))
+        return self.template(ruletable.ops()["softmax"]["numpy"], self.expr(n.args[0]))
 
-    def e_fn(self, n, names):
-        return self._template(ruletable.elementwise()[n.attr]["numpy"], "{x}", self.code(n.args[0], names))
+    def e_fn(self, n):
+        code, full = self.lite(n.args[0])
+        return self.template(ruletable.elementwise()[n.attr]["numpy"], code), full
+
+    def __getattr__(self, attr):
+        """e_<op> for the other one-argument ops: their `numpy` entry in rules/ops.toml."""
+        if attr.startswith("e_"):
+            tpl = ruletable.ops().get(attr[2:], {}).get("numpy")
+            if tpl is not None and "{X}" in tpl:
+                return lambda n: self.template(tpl, self.expr(n.args[0]))
+        raise AttributeError(attr)
 
     # -- statements --------------------------------------------------------
-    def body(self, outputs):
-        """Lines computing `outputs` (nodes) as temporaries; returns (lines, names)."""
+    def count_uses(self, outputs):
         uses = {}
         order = []
         for out in outputs:
@@ -308,110 +369,82 @@ class Emitter:
             for a in n.args:
                 uses[a] += 1
         # softmax(z) next to log_softmax(z): compute the log once, exp it.
+        from .ir import log_softmax
         for n in order:
             if n.op == "softmax":
-                from .ir import log_softmax
                 ls = log_softmax(n.args[0])
                 if ls in uses:
                     uses[ls] += 2
         for out in outputs:
             uses[out] = uses.get(out, 0) + 2
-        self.uses, self.lines = uses, []
-        names = {}
-        for out in outputs:
-            self.code(out, names)
-        return self.lines, names
+        self.uses = uses
 
-    def finish(self, node, names):
-        s = self.code(node, names)
+    def finish(self, node):
+        """The returned value of node: a float, or an array of its own."""
+        code = self.expr(node)
         if _rank(node) == 0:
-            return f"float({s})"
-        if node.op == "var":
-            return f"_np.array({s}, dtype=float)"  # never hand back the caller's own array
-        return s
+            return P.call("_float", code)
+        if node.op == "var" or (node.op == "let" and node.args[0].op == "var"):
+            return self.f("array", code, dtype=P.name("_float"))  # never the caller's array
+        return code
+
+    def run(self, outputs):
+        """Statements computing outputs in order; returns the list of
+        (statements so far, return expression) after each output."""
+        self.count_uses(outputs)
+        self.stmts, self.done = [], {}
+        marks = []
+        for out in outputs:
+            code = self.finish(out)
+            marks.append((len(self.stmts), code))
+        return marks
 
 
-class _Shape:
-    __slots__ = ("shape",)
-
-    def __init__(self, shape):
-        self.shape = shape
-
-    @property
-    def rows(self):
-        return self.shape[0]
-
-    @property
-    def cols(self):
-        return self.shape[1]
+def _head(src, em, what):
+    """Docstring, imports and helpers. The user's text enters only as a constant."""
+    doc = "Generated by matdiff: value(**arrays)" + (f" and {what}" if what else "") + "."
+    stmts = [ast.Expr(value=ast.Constant(value=doc)),
+             ast.Import(names=[ast.alias(name="numpy", asname="_np")]),
+             P.assign("_EXPRESSION", P.const(src.strip())),
+             P.assign("_float", P.name("float"))]  # a variable may be called `float`
+    # The helpers are fixed text of this module (never user input): kept verbatim.
+    return stmts + [HELPERS[h] for h in sorted(em.helpers)]
 
 
-def _is_broadcast(node):
-    """𝟙vᵀ or v𝟙ᵀ: emitted inside sums and products as the bare vector."""
-    if node.op != "matmul" or len(node.args) != 2 or _rank(node) != 2:
-        return False
-    a, b = node.args
-    return a.op == "ones" or (b.op == "T" and b.args[0].op == "ones")
-
-
-def _full(operand, node):
-    """Is operand emitted as an array of node's full shape?"""
-    return operand.shape == node.shape and not _is_broadcast(operand)
-
-
-def _transpose(x):
-    from .ir import transpose
-    return transpose(x)
-
-
-def _sub_chain(args):
-    from .ir import matmul
-    return args[0] if len(args) == 1 else matmul(*args)
+def _module_text(stmts):
+    """PEP 8 layout: two blank lines around each top-level definition."""
+    parts = []
+    for s in stmts:
+        text = s.rstrip("\n") if isinstance(s, str) else P.unparse_module([s])
+        block = isinstance(s, str) or isinstance(s, ast.FunctionDef)
+        if parts and (block or parts[-1][1]):
+            parts.append(("\n", False))
+        parts.append((text, block))
+    return "\n".join(t for t, _ in parts) + "\n"
 
 
 def module_source(problem, grads, header=None):
     """The --format numpy module for problem and {name: gradient node}."""
-    em = Emitter(problem)
-    params = ", ".join(em.params[v] for v in problem.variables)
-    sig = f"*, {params}" if params else ""
+    em = Emitter(problem.variables)
+    params = [em.params[v] for v in problem.variables]
     wrt = list(grads)
-    v_lines, v_names = em.body([problem.root])
-    v_ret = em.finish(problem.root, v_names)
     g_nodes = [grads[w] for w in wrt]
-    all_lines, all_names = em.body([problem.root] + g_nodes)
-    ret_v = em.finish(problem.root, all_names)
-    rets = [em.finish(g, all_names) for g in g_nodes]
-    g_ret = rets[0] if len(rets) == 1 else "(" + ", ".join(rets) + ("," if len(rets) == 1 else "") + ")"
-    out = _head(problem, em, f"the gradient with respect to {', '.join(wrt)}" if wrt else "")
-    out.append(f"def value({sig}):")
-    out.extend(v_lines)
-    out.append(f"    return {v_ret}")
-    out.append("")
-    out.append("")
-    out.append(f"def value_and_gradient({sig}):")
-    out.append('    """The backprop kernel: value and gradient, sharing the forward pass."""')
-    out.extend(all_lines)
-    out.append(f"    return {ret_v}, {g_ret}")
-    out.append("")
-    out.append("")
-    out.append("_value_and_gradient = value_and_gradient  # for gradient(): a variable may shadow the name")
-    out.append("")
-    out.append("")
-    out.append(f"def gradient({sig}):")
-    out.append(f"    return _value_and_gradient({', '.join(f'{p}={p}' for p in em.params.values())})[1]")
-    out.append("")
-    return "\n".join(out)
-
-
-def _head(problem, em, what):
-    """Docstring, imports and helpers. The user's text enters only as a repr()."""
-    out = ['"""Generated by matdiff: value(**arrays)' + (f" and {what}" if what else "") + '."""',
-           "import numpy as _np", "", f"_EXPRESSION = {problem.src.strip()!r}", ""]
-    for name in sorted(em.helpers):
-        out.append("")
-        out.append(HELPERS[name])
-    out.append("")
-    return out
+    marks = em.run([problem.root] + g_nodes)
+    n_forward, ret_v = marks[0]
+    rets = [code for _, code in marks[1:]]
+    g_ret = rets[0] if len(rets) == 1 else P.tuple_(*rets)
+    body = em.stmts
+    funcs = [
+        P.function("value", params, body[:n_forward] + [P.ret(ret_v)]),
+        P.function("value_and_gradient", params, body + [P.ret(P.tuple_(ret_v, g_ret))],
+                   doc="The backprop kernel: value and gradient, sharing the forward pass."),
+        # gradient() calls the kernel by a private name: a variable may shadow `value_and_gradient`
+        P.assign("_value_and_gradient", P.name("value_and_gradient")),
+        P.function("gradient", params, [P.ret(P.subscript(
+            P.call("_value_and_gradient", **{p: P.name(p) for p in params}), P.const(1)))]),
+    ]
+    head = _head(problem.src, em, f"the gradient with respect to {', '.join(wrt)}" if wrt else "")
+    return _module_text(head + funcs)
 
 
 def compile_module(source):
@@ -423,48 +456,27 @@ def compile_module(source):
 
 def higher_module_source(h):
     """The --format numpy module of a Hessian / Jacobian (higher.Higher)."""
-    from types import SimpleNamespace
     problem = h.problem
     dname = h.direction.attr[0]
-    ext = SimpleNamespace(variables={**problem.variables, dname: h.direction}, root=problem.root)
-    em = Emitter(ext)
+    em = Emitter({**problem.variables, dname: h.direction})
     user = [em.params[v] for v in problem.variables]
-    sig = f"*, {', '.join(user)}" if user else ""
-    call = ", ".join(f"{p}={p}" for p in user)
-    v_lines, v_names = em.body([problem.root])
-    v_ret = em.finish(problem.root, v_names)
     fn = h.kind
-    body = []
     if h.matrix is not None:
-        lines, names = em.body([h.matrix])
-        body.append(f"def {fn}({sig}):")
-        body.extend(lines)
-        body.append(f"    return _np.atleast_2d(_np.asarray({em.finish(h.matrix, names)}, dtype=float))")
+        marks = em.run([problem.root, h.matrix])
+        (n_forward, ret_v), (_, ret_m) = marks
+        value = P.function("value", user, em.stmts[:n_forward] + [P.ret(ret_v)])
+        result = em.f("atleast_2d", em.f("asarray", ret_m, dtype=P.name("_float")))
+        funcs = [value, P.function(fn, user, em.stmts + [P.ret(result)])]
     else:
-        d_lines, d_names = em.body([h.dF])
+        (n_forward, ret_v), = em.run([problem.root])
+        value = P.function("value", user, em.stmts[:n_forward] + [P.ret(ret_v)])
+        (_, ret_d), = em.run([h.dF])
+        directional = P.function("_directional", user, em.stmts + [P.ret(ret_d)],
+                                 positional=[em.params[dname]])
         x = em.params[h.wrt] if h.wrt in em.params else em.params[dname]
-        body.append(f"def _directional({em.params[dname]}, {sig}):")
-        body.extend(d_lines)
-        body.append(f"    return {em.finish(h.dF, d_names)}")
-        body.append("")
-        body.append("")
-        body.append(f"def {fn}({sig}):")
-        body.append(f"    _shape = _np.shape({x})")
-        body.append("    _size = int(_np.prod(_shape))")
-        body.append("    _cols = []")
-        body.append("    for _k in range(_size):")
-        body.append("        _e = _np.zeros(_size)")
-        body.append("        _e[_k] = 1.0")
-        body.append(f"        _col = _directional(_e.reshape(_shape, order='F'), {call})")
-        body.append("        _cols.append(_np.ravel(_np.asarray(_col, dtype=float), order='F'))")
-        body.append("    return _np.stack(_cols, axis=1)")
-    out = _head(problem, em, f"the {fn} with respect to {h.wrt}"
-                + (" (vec order: column stacking)" if h.x.cols != 1 else ""))
-    out.append(f"def value({sig}):")
-    out.extend(v_lines)
-    out.append(f"    return {v_ret}")
-    out.append("")
-    out.append("")
-    out.extend(body)
-    out.append("")
-    return "\n".join(out)
+        arrays = P.dict_({p: P.name(p) for p in user})
+        body = [P.ret(em.helper("_by_directions", P.name("_directional"), P.name(x), arrays))]
+        funcs = [value, directional, P.function(fn, user, body)]
+    head = _head(problem.src, em, f"the {fn} with respect to {h.wrt}"
+                 + (" (vec order: column stacking)" if h.x.cols != 1 else ""))
+    return _module_text(head + funcs)
