@@ -5,7 +5,7 @@ power, diag of a vector or of a matrix) are taken from the IR shapes, which
 inference has already made consistent.
 """
 
-from .rational import Fraction
+from fractions import Fraction
 
 from . import ir
 from .errors import NameError_, ShapeError, DerivativeError

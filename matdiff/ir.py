@@ -16,7 +16,7 @@ Ops and their args / attr:
 
 import weakref
 import zlib
-from .rational import Fraction
+from fractions import Fraction
 
 from .errors import ShapeError
 

@@ -23,7 +23,7 @@ from . import pyast as P
 from . import ruletable
 from .diff import topo_order
 from .engine import shape_of
-from .rational import Fraction
+from fractions import Fraction
 
 _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {"None", "True", "False"}
 
