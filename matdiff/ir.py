@@ -518,7 +518,9 @@ def is_symmetric(x):
         if op == "add":
             return frozenset(x.args) == frozenset(transpose(a) for a in x.args)
         return False
-    if op in ("inv", "fn", "pow", "let"):
+    # Not through `let`: a named intermediate may be differentiated as an
+    # independent input, and Z1ᵀ = Z1 holds for its value, not its differential.
+    if op in ("inv", "fn", "pow"):
         return is_symmetric(x.args[0])
     if op == "matmul":
         ch = x.args

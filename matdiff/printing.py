@@ -64,6 +64,7 @@ class Printer:
         self.eye_name = eye_name
         self.memo = {}
         self.whole = set()  # printed names that splitting would break: need spaces
+        self.sized = None  # 𝟙 / I / 0 leaves whose size nothing else in the text fixes
 
     def spaced(self, n):
         if not _CHUNK.match(n):
@@ -71,6 +72,8 @@ class Printer:
         return n
 
     def __call__(self, node):
+        if self.sized is None:
+            self.sized = unanchored_leaves(node)
         return self.p(node)[0]
 
     def p(self, node):
@@ -157,14 +160,27 @@ class Printer:
         s = self.number(v)
         return s, (PROD if "/" in s else ATOM)
 
+    def size(self, n, d):
+        """The subscript _d on a leaf whose size the text does not otherwise fix."""
+        if n not in self.sized:
+            return ""
+        d = str(d)
+        return f"_{{{d}}}" if self.latex else f"_{d}"
+
     def p_ones(self, n):
-        return ("\\mathbf{1}" if self.latex else "𝟙"), ATOM
+        return ("\\mathbf{1}" if self.latex else "𝟙") + self.size(n, n.attr), ATOM
 
     def p_eye(self, n):
-        return self.eye_name, ATOM
+        return self.eye_name + self.size(n, n.attr), ATOM
 
     def p_zero(self, n):
-        return ("\\mathbf{0}" if self.latex else "0"), ATOM
+        if self.latex:
+            return "\\mathbf{0}", ATOM
+        # a zero array keeps its shape when read back: 0𝟙, 0𝟙ᵀ, 0𝟙𝟙ᵀ
+        r, c = n.shape
+        col = "𝟙" + self.size(n, r) if r != 1 else ""
+        row = "𝟙" + self.size(n, c) + "ᵀ" if c != 1 else ""
+        return "0" + col + row, PROD
 
     # -- sums and products -------------------------------------------------
     def p_add(self, n):
@@ -383,7 +399,41 @@ class LatexPrinter(Printer):
         return self.number(v), ATOM
 
     def p_eye(self, n):
-        return "I", ATOM
+        return "I" + self.size(n, n.attr), ATOM
+
+
+# Ops whose result has the shape of their arguments: an argument's size is
+# fixed wherever the result's is.
+_SHAPE_KEEPING = {"add", "mul", "matmul", "T", "fn", "pow", "softmax", "log_softmax", "inv", "let"}
+
+
+def unanchored_leaves(root):
+    """The 𝟙, I and 0 leaves of root whose size nothing in the printed text fixes.
+
+    The result's own shape is known to the reader (the gradient has its
+    variable's shape). A leaf's size is fixed when a sum or product combines
+    it with a term that has a variable, or when it sits, through shape-keeping
+    ops only, under a node whose size is fixed. Under sum, tr, det, norm, …
+    of a variable-free argument nothing fixes it: `sum(I_n)`.
+    """
+    from .diff import topo_order
+    order = topo_order(root)
+    has_var = {}
+    for n in order:
+        has_var[n] = n.op == "var" or any(has_var[a] for a in n.args)
+    anchored = {root}
+    sized = set()
+    for n in reversed(order):
+        fixed = n in anchored or has_var[n]
+        if n.op in ("ones", "eye", "zero") and not fixed:
+            sized.add(n)
+        if n.op in ("add", "mul", "matmul"):
+            child_fixed = fixed or any(has_var[a] and not a.is_scalar for a in n.args)
+        else:
+            child_fixed = fixed and n.op in _SHAPE_KEEPING
+        if child_fixed:
+            anchored.update(n.args)
+    return sized
 
 
 def to_text(node, names=None, eye_name="I"):

@@ -143,3 +143,29 @@ def test_deep_nesting_compiles_and_runs(depth):
     value, grad = ns["value_and_gradient"](x=x)
     assert value == pytest.approx(y.sum(), rel=1e-10)
     np.testing.assert_allclose(grad, g, rtol=1e-8, atol=1e-300)
+
+
+def test_folded_zero_keeps_its_shape_in_print():
+    from numeric import eval_text
+    c = R.standard_normal(n)
+    r = Result("c^T softmax(c - c)", ["c"], {})
+    text = r.gradient("c").text
+    got, _ = eval_text(text, {}, {"c": c}, like=c)
+    hand = _central(lambda c: c @ _softmax(c - c), {"c": c}, "c")
+    assert np.shape(got) == (n,)
+    np.testing.assert_allclose(got, hand, rtol=1e-6, atol=1e-8)
+
+
+def test_symmetry_is_not_used_before_differentiating_an_intermediate():
+    # Z1 = W_out with W_out symmetric: Z1ᵀ = Z1 in value, but ∂/∂Z1 treats Z1 as
+    # an independent input, so the transpose must stay.
+    S, W = R.standard_normal((n, n)), _spd(n)
+    r = Result("Z1 = W_out; J = det(Z1^T + S)", ["Z1"], {"W_out": "symmetric"})
+    g = r.numpy_namespace()["gradient"](W_out=W, S=S)
+    hand = _central(lambda Z1: np.linalg.det(Z1.T + S), {"Z1": W}, "Z1")
+    np.testing.assert_allclose(g, hand, rtol=1e-6, atol=1e-8)
+    from numeric import eval_text
+    text = r.gradient("Z1").text
+    got, _ = eval_text(f"Z1 = W_out; J = det(Z1^T + S); {text}", {"W_out": "symmetric"}, {"W_out": W, "S": S},
+                       like=W)
+    np.testing.assert_allclose(got, hand, rtol=1e-6, atol=1e-8)
