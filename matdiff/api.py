@@ -1,5 +1,6 @@
 """The Python API: Gradient objects and their outputs."""
 
+from .deep import run_deep
 from .engine import Problem, shape_of
 from .printing import to_text, to_latex
 
@@ -11,8 +12,9 @@ class Result:
         if isinstance(wrt, str):
             wrt = [wrt]
         self.wrt = list(dict.fromkeys(wrt))
-        self.problem = Problem(expr, vars)
-        self.nodes = self.problem.gradients(self.wrt)
+        # Every stage recurses once per nesting level: run in a deep worker.
+        self.problem = run_deep(Problem, expr, vars)
+        self.nodes = run_deep(self.problem.gradients, self.wrt)
         self._ns = {}
 
     def gradient(self, name):
@@ -22,7 +24,7 @@ class Result:
         """The generated module for the gradients of `names` (default: all, in order)."""
         from .numpy_emit import module_source
         names = self.wrt if names is None else names
-        return module_source(self.problem, {n: self.nodes[n] for n in names})
+        return run_deep(module_source, self.problem, {n: self.nodes[n] for n in names})
 
     def numpy_namespace(self, names=None):
         key = tuple(self.wrt if names is None else names)
@@ -36,6 +38,10 @@ class Result:
         return {name: {"kind": node.attr[1], "shape": [str(d) if not isinstance(d, int) else d
                                                        for d in shape_of(node)]}
                 for name, node in p.variables.items()}
+
+    def reserved(self):
+        """Names a `where` block must not take."""
+        return set(self.problem.variables) | set(self.problem.intermediates)
 
     def eye_name(self):
         return "eye" if "I" in self.problem.variables else "I"
@@ -56,16 +62,31 @@ class Gradient:
     @property
     def text(self):
         r = self._result
-        return to_text(self.node, r.problem.names, r.eye_name())
+        return run_deep(to_text, self.node, r.problem.names, r.eye_name(), r.reserved())
+
+    @property
+    def where(self):
+        """[(name, text)]: the shared parts the text names, in dependency order;
+        `; `-joined before `body` they form a program that parses back."""
+        from .printing import Printer, print_where
+        r = self._result
+        return run_deep(lambda: print_where(Printer(r.problem.names, r.eye_name()), self.node,
+                                            r.reserved())[1])
+
+    @property
+    def body(self):
+        """The text of the gradient itself, in terms of the `where` names."""
+        return self.text.split("\n", 1)[0]
 
     @property
     def latex(self):
-        return to_latex(self.node, self._result.problem.names)
+        r = self._result
+        return run_deep(to_latex, self.node, r.problem.names, r.reserved())
 
     @property
     def sympy(self):
         from .sympy_out import to_sympy
-        return to_sympy(self.node)
+        return run_deep(to_sympy, self.node)
 
     @property
     def shape(self):

@@ -65,6 +65,8 @@ class Printer:
         self.memo = {}
         self.whole = set()  # printed names that splitting would break: need spaces
         self.sized = None  # 𝟙 / I / 0 leaves whose size nothing else in the text fixes
+        self.shared = {}  # node -> its name in a `where` block
+        self.defining = None  # the node whose definition is being printed
 
     def spaced(self, n):
         if not _CHUNK.match(n):
@@ -80,6 +82,8 @@ class Printer:
         hit = self.memo.get(node)
         if hit is None:
             name = self.names.get(node)
+            if name is None and node is not self.defining:
+                name = self.shared.get(node)
             hit = (self.name(self.spaced(name)), ATOM) if name is not None else getattr(self, "p_" + node.op)(node)
             self.memo[node] = hit
         return hit
@@ -436,9 +440,75 @@ def unanchored_leaves(root):
     return sized
 
 
-def to_text(node, names=None, eye_name="I"):
-    return Printer(names, eye_name)(node)
+def _tree_sizes(order):
+    """Printed size of each node as a tree (shared parts counted each time)."""
+    size = {}
+    for n in order:
+        size[n] = 1 + sum(size[a] for a in n.args)
+    return size
 
 
-def to_latex(node, names=None):
-    return LatexPrinter(names)(node)
+# A result whose tree has more nodes than this names its large shared parts.
+WHERE_TOTAL = 80
+WHERE_PART = 8
+
+
+def shared_parts(root, names=None, reserved=()):
+    """{node: name} for the subexpressions a `where` block defines: used at least
+    twice in root's tree and large, in a result too large to print inline.
+    Short answers stay inline; so output grows linearly with the DAG."""
+    from .diff import topo_order
+    names = names or {}
+    order = topo_order(root)
+    size = _tree_sizes(order)
+    if size[root] <= WHERE_TOTAL:
+        return {}
+    uses = {}
+    for n in order:
+        for a in n.args:
+            uses[a] = uses.get(a, 0) + 1
+    taken = set(reserved) | set(names.values())
+    out, k = {}, 0
+    left = {}  # printed size once the named parts inside are one name each
+    for n in order:
+        left[n] = 1 + sum(1 if (a in out or a in names) else left[a] for a in n.args)
+        if uses.get(n, 0) >= 2 and left[n] >= WHERE_PART and n not in names and n.op != "let":
+            k += 1
+            while f"δ{k}" in taken:
+                k += 1
+            out[n] = f"δ{k}"
+    return out
+
+
+def print_where(printer, node, reserved=()):
+    """(body, [(name, definition)]) with the shared parts named, in dependency order."""
+    from .diff import topo_order
+    printer.shared = shared_parts(node, printer.names, reserved)
+    body = printer(node)
+    defs = []
+    for n in topo_order(node):
+        if n in printer.shared:
+            printer.defining = n
+            printer.memo.pop(n, None)
+            defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
+            printer.memo.pop(n, None)
+            printer.defining = None
+    return body, defs
+
+
+def to_text(node, names=None, eye_name="I", reserved=()):
+    body, defs = print_where(Printer(names, eye_name), node, reserved)
+    if not defs:
+        return body
+    width = max(len(k) for k, _ in defs)
+    lines = [f"  where {k.ljust(width)} = {v}" if i == 0 else f"        {k.ljust(width)} = {v}"
+             for i, (k, v) in enumerate(defs)]
+    return body + "\n" + "\n".join(lines)
+
+
+def to_latex(node, names=None, reserved=()):
+    body, defs = print_where(LatexPrinter(names), node, reserved)
+    if not defs:
+        return body
+    rows = " \\\\ ".join(f"{k} &= {v}" for k, v in defs)
+    return f"{body} \\quad\\text{{where}}\\quad \\begin{{aligned}} {rows} \\end{{aligned}}"

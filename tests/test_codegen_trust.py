@@ -129,7 +129,7 @@ def test_value_is_the_forward_half_of_the_kernel():
     assert value_body == kernel_body[:len(value_body)]
 
 
-@pytest.mark.parametrize("depth", [1000])
+@pytest.mark.parametrize("depth", [1000, 5000])
 def test_deep_nesting_compiles_and_runs(depth):
     src = "sum(" + "tanh(" * depth + "x" + ")" * depth + ")"
     r = Result(src, ["x"], {})
@@ -143,6 +143,13 @@ def test_deep_nesting_compiles_and_runs(depth):
     value, grad = ns["value_and_gradient"](x=x)
     assert value == pytest.approx(y.sum(), rel=1e-10)
     np.testing.assert_allclose(grad, g, rtol=1e-8, atol=1e-300)
+    # The printed forms name the shared parts: linear in depth, and they read back.
+    grad_text = r.gradient("x")
+    assert len(grad_text.text) < 100 * depth and len(grad_text.latex) < 300 * depth
+    from numeric import eval_text
+    program = "; ".join(f"{k} = {v}" for k, v in grad_text.where) + "; " + grad_text.body
+    got, _ = eval_text(program, {}, {"x": x}, like=x)
+    np.testing.assert_allclose(got, g, rtol=1e-8, atol=1e-300)
 
 
 def test_folded_zero_keeps_its_shape_in_print():

@@ -590,6 +590,8 @@ def test_round_trip_of_printed_gradient(c, name):
     assert isinstance(text, str) and text
     _, all_grads = ns["value_and_gradient"](**arrays)
     g = all_grads if len(c.wrt) == 1 else all_grads[c.wrt.index(name)]
+    # A `where` block's definitions come first, as statements of the program.
+    text = "; ".join([f"{k} = {v}" for k, v in grads[name].where] + [grads[name].body])
     prelude = _prelude(c.expr)
     src = f"{prelude}; {text}" if prelude else text
     value, _ = eval_text(src, c.vars, arrays, like=g)
