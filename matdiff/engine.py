@@ -4,6 +4,7 @@ import sys
 
 from . import ir, ruletable
 from .build import Builder
+from .deep import in_deep, run_deep
 from .diff import gradients, symmetrize
 from .errors import NameError_, DerivativeError, MatdiffError
 from .parser import parse_program
@@ -13,6 +14,10 @@ from .shapes import Inference, parse_decl, resolved
 # stack since 3.11, so a higher limit is safe. Set once, at import.
 if sys.getrecursionlimit() < 20000:
     sys.setrecursionlimit(20000)
+
+# A level of nesting takes at least one character and at most about ten
+# frames of parsing, inference and building: this many characters fit the limit.
+_INLINE_CHARS = 1500
 
 
 def normalize_decls(vars):
@@ -44,6 +49,21 @@ class Problem:
     def __init__(self, src, vars=None):
         if not isinstance(src, str) or not src.strip():
             raise MatdiffError("empty expression")
+        # Each stage recurses once per nesting level; short inputs cannot nest
+        # past the limit set above, long ones get a deep worker (matdiff.deep).
+        if len(src) > _INLINE_CHARS and not in_deep():
+            run_deep(self._setup, src, vars)
+        else:
+            self._setup(src, vars)
+
+    def _setup(self, src, vars):
+        try:
+            self._build(src, vars)
+        except RecursionError:
+            raise MatdiffError("the expression is too large or too deeply nested", src,
+                               (0, max(1, len(src)))) from None
+
+    def _build(self, src, vars):
         self.src = src
         self.decls = normalize_decls(vars)
         stmts = parse_program(src, ruletable.functions(), declared=self.decls.keys())

@@ -1,6 +1,9 @@
 """One error family for every bad input; messages carry the source position."""
 
 
+_WINDOW = 100  # longest source excerpt shown under a message
+
+
 class MatdiffError(Exception):
     """Base of every error matdiff raises for bad input."""
 
@@ -28,6 +31,12 @@ class MatdiffError(Exception):
         width = max(1, min(end, line_end) - start)
         lineno = self.source.count("\n", 0, start) + 1
         where = f"column {col + 1}" if lineno == 1 else f"line {lineno}, column {col + 1}"
+        if len(line) > _WINDOW:  # a long line: show the part around the error
+            left = max(0, min(col - _WINDOW // 3, len(line) - _WINDOW))
+            shown = line[left:left + _WINDOW]
+            width = min(width, _WINDOW - (col - left))
+            line = ("…" if left else "") + shown + ("…" if left + _WINDOW < len(line) else "")
+            col = col - left + (1 if left else 0)
         return f"{self.message} (at {where})\n  {line}\n  {' ' * col}{'^' * width}"
 
 

@@ -3,8 +3,13 @@
 Precedence, tightest first: postfix (ᵀ ' ^T ^k ^-1 .^ ⁻¹); function
 application; product (juxtaposition, *, @, scalar /); Hadamard (⊙ ∘ .* ./ ⊘);
 unary minus; + and -.
+
+A name to be split (`XW`) is replaced in the token list by its chunks (`X`,
+`W`) the first time the parser looks at it, so a split name parses exactly as
+its chunks written with spaces, whatever operator or postfix follows.
 """
 
+import difflib
 import re
 
 from .errors import ParseError, NameError_
@@ -26,6 +31,13 @@ STRUCTURAL = {
     "logsumexp": "logsumexp",
 }
 TEMPLATE_ONLY = {"ones_like": "ones_like", "eye_like": "eye_like"}
+
+# Brackets (and calls, norms) nested deeper than this are a clean error;
+# run_deep (matdiff.deep) gives every stage the stack for this depth.
+MAX_NESTING = 10000
+
+# A lower-case word of two or more letters (digits allowed) before `(` is a call.
+_CALL_WORD = re.compile(r"[a-z][a-z0-9]*")
 
 
 class Ast:
@@ -62,7 +74,7 @@ class Parser:
         self.declared = set(declared)
         self.template = template
         self.bars = []  # open norm / abs bars: their closing token ends juxtaposition
-        self.pending = []  # chunks of a split name not yet consumed
+        self.nesting = 0
 
     # -- token helpers ---------------------------------------------------
     def peek(self, k=0):
@@ -124,6 +136,17 @@ class Parser:
 
     # -- expressions -----------------------------------------------------
     def parse_expr(self):
+        """Every bracket, call argument and norm nests here: the depth is counted."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            self.error(f"the expression is too deeply nested (more than {MAX_NESTING} "
+                       f"levels of brackets)")
+        try:
+            return self.parse_sum()
+        finally:
+            self.nesting -= 1
+
+    def parse_sum(self):
         left = self.parse_unary()
         while self.at_op("+", "-"):
             tok = self.next()
@@ -133,16 +156,16 @@ class Parser:
         return left
 
     def parse_unary(self):
-        if self.at_op("-"):
+        # A loop, not recursion: a long run of signs costs no stack.
+        signs = []
+        while self.at_op("-", "+"):
             tok = self.next()
-            if self.at_op("+", "-") and self.peek()[1] == "+":
-                self.error("unexpected '+'")
-            arg = self.parse_unary()
-            return Ast("neg", (arg,), span=(tok[2], arg.span[1]), op_span=(tok[2], tok[3]))
-        if self.at_op("+"):
-            self.next()
-            return self.parse_unary()
-        return self.parse_hadamard()
+            if tok[1] == "-":
+                if self.at_op("+"):
+                    self.error("unexpected '+'")
+                signs.append(tok)
+        arg = self.parse_hadamard()
+        return _negate(arg, signs)
 
     def parse_hadamard(self):
         left = self.parse_product()
@@ -155,16 +178,13 @@ class Parser:
 
     def parse_signed(self, inner):
         """After an explicit binary operator, allow a leading minus: 2 * -x."""
-        if self.at_op("-"):
-            tok = self.next()
-            arg = self.parse_signed(inner)
-            return Ast("neg", (arg,), span=(tok[2], arg.span[1]), op_span=(tok[2], tok[3]))
-        return inner()
+        signs = []
+        while self.at_op("-"):
+            signs.append(self.next())
+        return _negate(inner(), signs)
 
     def starts_primary(self):
         kind, value, _, _ = self.peek()
-        if self.pending:
-            return True
         if kind in ("NAME", "NUM", "ONES"):
             return True
         if kind == "OP":
@@ -193,18 +213,24 @@ class Parser:
                 return left
 
     def parse_apply(self):
-        """Function application without parentheses: `log det X`."""
-        if not self.pending and self.peek()[0] == "NAME":
-            name = self.peek()[1]
-            fname = self.function_name(name)
-            if fname is not None and not self.at_op_k(1, "("):
-                tok = self.next()
-                if not self.starts_primary():
-                    self.error(f"function {name!r} needs an argument", tok)
-                arg = self.parse_apply()
-                return Ast("call", (arg,), value=fname, span=(tok[2], arg.span[1]),
-                           op_span=(tok[2], tok[3]))
-        return self.parse_postfix(self.parse_primary())
+        """Function application without parentheses: `log det X` (a loop:
+        a long chain of prefix functions costs no stack)."""
+        calls = []
+        while True:
+            self.split_name()
+            kind, name, _, _ = self.peek()
+            fname = self.function_name(name) if kind == "NAME" else None
+            if fname is None or self.at_op_k(1, "("):
+                break
+            tok = self.next()
+            if not self.starts_primary():
+                self.error(f"function {name!r} needs an argument", tok)
+            calls.append((fname, tok))
+        node = self.parse_postfix(self.parse_primary())
+        for fname, tok in reversed(calls):
+            node = Ast("call", (node,), value=fname, span=(tok[2], node.span[1]),
+                       op_span=(tok[2], tok[3]))
+        return node
 
     def at_op_k(self, k, op):
         tok = self.peek(k)
@@ -219,8 +245,6 @@ class Parser:
     def parse_postfix(self, node):
         while True:
             kind, value, s, e = self.peek()
-            if self.pending:
-                return node  # the next chunk of a split name follows
             if kind == "OP" and value == "'":
                 self.next()
                 node = Ast("T", (node,), span=(node.span[0], e), op_span=(s, e))
@@ -247,7 +271,8 @@ class Parser:
         braced = kind == "OP" and value == "{"
         if braced:
             self.next()
-            kind, value, s, e = self.peek()
+        self.split_name()  # X^Tb is Xᵀ b: `^T` is always the transpose
+        kind, value, s, e = self.peek()
         if not elementwise and kind == "NAME" and value == "T":
             self.next()
             if braced:
@@ -284,8 +309,7 @@ class Parser:
 
     # -- primaries -------------------------------------------------------
     def parse_primary(self):
-        if self.pending:
-            return self.take_chunk()
+        self.split_name()
         kind, value, s, e = self.peek()
         if kind == "NUM":
             self.next()
@@ -349,33 +373,42 @@ class Parser:
                     self.error(f"unknown norm subscript _{tok[1]} (use _F or _2)", tok)
                 node._with_sub(tok[1])
             return node
-        if name.startswith("I_") and len(name) > 2 and "I" not in self.declared \
-                and name not in self.declared:
+        if self.is_sized_eye(name):
             self.next()  # I_n: the n×n identity
             return Ast("eye", value=name[2:], span=(s, e))
-        if self.keep_whole(name):
-            self.next()
-            return self.name_node(name, s, e)
-        if re.fullmatch(r"[a-z]{2,}", name) and self.at_op_k(1, "(") and self.peek(1)[2] == e:
-            # `foo(X)` is a call of an unknown function, not f·o·o·X.
-            raise NameError_(f"unknown function {name!r}", self.src, (s, e))
-        # Split into chunks: one letter followed by its digits.
         self.next()
+        return self.name_node(name, s, e)
+
+    # -- name splitting ----------------------------------------------------
+    def split_name(self):
+        """If the next token is a name to split, replace it by its chunks: one
+        letter followed by its digits (`H1W2` -> `H1`, `W2`)."""
+        kind, name, s, e = self.peek()
+        if kind != "NAME" or self.function_name(name) is not None or self.keep_whole(name) \
+                or self.is_sized_eye(name):
+            return
+        if self.at_op_k(1, "(") and self.peek(1)[2] == e and _CALL_WORD.fullmatch(name) \
+                and sum(c.isalpha() for c in name) >= 2:
+            # `foo(X)`, `gelu2(X)`: a call of an unknown function, not f·o·o·(X).
+            raise NameError_(f"unknown function {name!r}{self.suggestion(name)}", self.src, (s, e))
         chunks = []
         i = 0
         while i < len(name):
             j = i + 1
             while j < len(name) and name[j].isdigit():
                 j += 1
-            chunks.append((name[i:j], s + i, s + j))
+            chunks.append(("NAME", name[i:j], s + i, s + j))
             i = j
-        self.pending = chunks[1:]
-        first, cs, ce = chunks[0]
-        return self.name_node(first, cs, ce)
+        self.toks[self.pos:self.pos + 1] = chunks
 
-    def take_chunk(self):
-        name, s, e = self.pending.pop(0)
-        return self.name_node(name, s, e)
+    def suggestion(self, name):
+        known = [f for f in self.functions if _CALL_WORD.fullmatch(f)]
+        close = difflib.get_close_matches(name, known, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+
+    def is_sized_eye(self, name):
+        return name.startswith("I_") and len(name) > 2 and "I" not in self.declared \
+            and name not in self.declared
 
     def keep_whole(self, name):
         return (name in self.declared or "_" in name or is_greek(name)
@@ -390,22 +423,36 @@ class Parser:
             return Ast("eye", value=sub, span=(s, e))
         if name == "ones":
             sub = self.subscript()
-            if sub is None and not self.pending and self.at_op("("):
-                # ones(N)
-                self.next()
-                kind, value, _, _ = self.peek()
-                if kind not in ("NAME", "NUM"):
-                    self.error("ones(...) takes a dimension name or number")
-                self.next()
-                self.expect_op(")", "')'")
-                sub = value
+            if sub is None and self.sized_ones():
+                # ones(N), ones(3): the vector of that length
+                sub = self.toks[self.pos + 1][1]
+                e = self.toks[self.pos + 2][3]
+                self.pos += 3
+            # anything else after `ones` is a product with the vector of ones
             return Ast("ones", value=sub, span=(s, e))
         return Ast("name", value=name, span=(s, e))
 
+    def sized_ones(self):
+        """`(N)` or `(3)` next: a dimension name or an integer alone in brackets.
+        A declared variable, an intermediate, a Greek scalar or pi is a factor."""
+        if not (self.at_op("(") and self.at_op_k(2, ")")):
+            return False
+        kind, value, _, _ = self.peek(1)
+        if kind == "NUM":
+            return value.isdigit()
+        return kind == "NAME" and value not in self.declared and not is_greek(value) \
+            and self.function_name(value) is None and value not in ("eye", "ones", "I")
+
     def subscript(self):
-        if not self.pending and self.peek()[0] == "SUB":
+        if self.peek()[0] == "SUB":
             return self.next()[1]
         return None
+
+
+def _negate(arg, signs):
+    for tok in reversed(signs):
+        arg = Ast("neg", (arg,), span=(tok[2], arg.span[1]), op_span=(tok[2], tok[3]))
+    return arg
 
 
 def _is_minus_one(expo):
