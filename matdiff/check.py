@@ -1,6 +1,22 @@
-"""`matdiff check`: the generated gradient against central differences at
-random data of the right kinds (positive under log/sqrt, SPD under
-inv/det/logdet, one-hot rows for onehot)."""
+"""`matdiff check`: the generated module against an independent reference.
+
+At random data of the right kinds (positive under log/sqrt and fractional
+powers, SPD under inv/det/logdet, one-hot rows for onehot, every named
+dimension a different size) the module's `value` and the value returned by
+`value_and_gradient` are compared with the reference interpreter
+(matdiff/reference.py, which evaluates the parsed program directly, without
+the IR or the emitter), and each gradient with central differences of the
+*reference*, never of the module's own `value` (that loop would be closed: an
+emitter bug that breaks both the same way would pass). A gradient with respect
+to an intermediate is checked by replacing that binding's value in the
+reference (`overrides`). For symmetric/spd variables the comparison is with
+sym(FD) = (FD + FDᵀ)/2; for onehot ones both sides are projected on the
+directions that keep the row sums (the function is only defined there).
+
+`check_gradient(src, wrt, vars, seed, tol)` is what the CLI calls;
+`check_module(module, src, wrt, vars, arrays, …)` does the comparison for any
+module (a namespace or its source text), so a test can feed it a broken one.
+"""
 
 import numpy as np
 
@@ -8,6 +24,7 @@ from .api import Result
 from .diff import topo_order
 from .engine import shape_of
 from .numpy_emit import py_name
+from . import reference
 
 _POSITIVE_FNS = {"log", "sqrt"}
 
@@ -92,29 +109,123 @@ def numeric_gradient(value, arrays, name, eps=1e-6):
 
 
 def check_gradient(src, wrt, vars=None, seed=0, tol=1e-5):
+    """(ok, lines): one line per variable in `wrt` (plus a `value:` line when
+    the module's value disagrees with the reference)."""
     result = Result(src, wrt, vars)
     ns = result.numpy_namespace()
     rng = np.random.default_rng(seed)
-    arrays = random_inputs(result.problem, rng)
-    _, grads = ns["value_and_gradient"](**arrays)
-    if len(result.wrt) == 1:
-        grads = (grads,)
+    problem = result.problem
+    by_param = random_inputs(problem, rng)
+    arrays = {name: by_param[py_name(name)] for name in problem.variables}
+    kinds = {name: node.attr[1] for name, node in problem.variables.items()}
+    return check_module(ns, src, result.wrt, vars, arrays, kinds=kinds, tol=tol)
+
+
+def _rel_err(actual, expected):
+    actual = np.asarray(actual, dtype=float)
+    expected = np.asarray(expected, dtype=float)
+    if actual.shape != expected.shape:
+        return None
+    if not actual.size:
+        return 0.0
+    if not np.all(np.isfinite(actual)):
+        return float("inf")
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    return float(np.max(np.abs(actual - expected))) / scale
+
+
+def _project_onehot(g):
+    """The part of g along directions that keep the row sums (entries' sum
+    for a vector): what the values on the one-hot set determine."""
+    g = np.asarray(g, dtype=float)
+    if g.ndim == 1:
+        return g - np.mean(g)
+    return g - np.mean(g, axis=1, keepdims=True)
+
+
+def _fd(f, x, eps=1e-6):
+    """Central differences of the scalar f at x (float, 1-D or 2-D)."""
+    if np.ndim(x) == 0:
+        return (f(float(x) + eps) - f(float(x) - eps)) / (2 * eps)
+    x = np.array(x, dtype=float)
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        g[idx] = (f(xp) - f(xm)) / (2 * eps)
+    return g
+
+
+def check_module(module, src, wrt, vars, arrays, kinds=None, tol=1e-5, params=None):
+    """Check a generated module against the reference interpreter.
+
+    module: the namespace of a compiled module (a dict), or its source text.
+    arrays: {user name: value} at which to compare. kinds: {name: kind}
+    (default: from `vars`). params: {user name: the module's parameter name}
+    (default: matdiff's renaming of unsafe names). Returns (ok, lines)."""
+    if isinstance(module, str):
+        from .numpy_emit import compile_module
+        module = compile_module(module)
+    if isinstance(wrt, str):
+        wrt = [wrt]
+    wrt = list(dict.fromkeys(wrt))
+    if kinds is None:
+        kinds = {n: k for n, (k, _) in reference.normalize_vars(vars).items()}
+    params = params or {}
+    kwargs = {params.get(n, py_name(n)): v for n, v in arrays.items()}
     ok, lines = True, []
-    for name, g in zip(result.wrt, grads):
-        target = result.problem.target(name)
-        if target.op != "var":
-            lines.append(f"{name}: an intermediate; checked through the variables it depends on")
+    try:
+        prog = reference.Program(src, vars)
+        ref_value, bound, _ = prog.evaluate_all(arrays)
+    except (reference.EvaluationError, np.linalg.LinAlgError) as e:
+        return False, [f"reference: cannot evaluate the program ({e})  MISMATCH"]
+    try:
+        value = module["value"](**kwargs)
+        v2, grads = module["value_and_gradient"](**kwargs)
+    except Exception as e:  # a generated module must not raise on valid data
+        return False, [f"module: raised {type(e).__name__}: {e}  MISMATCH"]
+    for what, v in (("value", value), ("value_and_gradient's value", v2)):
+        err = _rel_err(v, ref_value)
+        if err is None or not err <= tol:
+            ok = False
+            lines.append(f"{what}: the module gives {v!r}, the reference {ref_value!r}  MISMATCH")
+    if len(wrt) == 1:
+        grads = (grads,)
+    if len(grads) != len(wrt):
+        return False, lines + [f"module: {len(grads)} gradients for {len(wrt)} variables  MISMATCH"]
+    for name, g in zip(wrt, grads):
+        if name in arrays:
+            def f(x, name=name):
+                return prog.evaluate({**arrays, name: x})
+            point = arrays[name]
+        elif name in bound:
+            def f(x, name=name):
+                return prog.evaluate(arrays, overrides={name: x})
+            point = bound[name]
+        else:
+            ok = False
+            lines.append(f"{name}: neither an input nor an intermediate of the program  MISMATCH")
             continue
-        fd = numeric_gradient(ns["value"], arrays, py_name(name))
-        if target.attr[1] in ("symmetric", "spd"):
+        try:
+            fd = _fd(f, point)
+        except (reference.EvaluationError, np.linalg.LinAlgError) as e:
+            ok = False
+            lines.append(f"{name}: the reference cannot evaluate nearby points ({e})  MISMATCH")
+            continue
+        kind = kinds.get(name) if name in arrays else None
+        if kind in ("symmetric", "spd"):
             fd = (fd + np.transpose(fd)) / 2
         g = np.asarray(g, dtype=float)
-        if g.shape != np.shape(fd):
+        if kind == "onehot" and g.shape == np.shape(fd):
+            g, fd = _project_onehot(g), _project_onehot(fd)
+        err = _rel_err(g, fd)
+        if err is None:
             ok = False
             lines.append(f"{name}: shape {g.shape} but expected {np.shape(fd)}  MISMATCH")
             continue
-        err = float(np.max(np.abs(g - fd)) / max(1.0, float(np.max(np.abs(fd))))) if g.size else 0.0
-        good = err <= tol and np.all(np.isfinite(g))
+        good = err <= tol
         ok &= bool(good)
-        lines.append(f"{name}: max relative error {err:.2e}  {'ok' if good else 'MISMATCH'}")
+        note = " (an intermediate)" if name not in arrays else ""
+        lines.append(f"{name}: max relative error {err:.2e}{note}  {'ok' if good else 'MISMATCH'}")
     return ok, lines
