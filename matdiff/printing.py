@@ -406,37 +406,69 @@ class LatexPrinter(Printer):
         return "I" + self.size(n, n.attr), ATOM
 
 
-# Ops whose result has the shape of their arguments: an argument's size is
-# fixed wherever the result's is.
-_SHAPE_KEEPING = {"add", "mul", "matmul", "T", "fn", "pow", "softmax", "log_softmax", "inv", "let"}
+# Ops whose result has the shape of their argument: the argument's size is
+# fixed wherever the result's is (T with its two dimensions swapped).
+_SHAPE_KEEPING = {"fn", "pow", "softmax", "log_softmax", "inv", "let"}
 
 
 def unanchored_leaves(root):
     """The 𝟙, I and 0 leaves of root whose size nothing in the printed text fixes.
 
-    The result's own shape is known to the reader (the gradient has its
-    variable's shape). A leaf's size is fixed when a sum or product combines
-    it with a term that has a variable, or when it sits, through shape-keeping
-    ops only, under a node whose size is fixed. Under sum, tr, det, norm, …
-    of a variable-free argument nothing fixes it: `sum(I_n)`.
+    Bottom-up, a node's (rows, cols) are determined when variables fix them
+    (z𝟙ᵀ has its rows from z, not its cols). Top-down, the result's own shape
+    is known to the reader (a gradient has its variable's shape); the terms
+    of a sum or element-wise product share its shape; in a matrix product a
+    factor's rows are fixed by its left neighbour's cols and its cols by its
+    right neighbour's rows (the chain's ends by the product's own); T swaps;
+    shape-keeping ops pass theirs on. Nothing passes through sum, tr, det, …:
+    `sum(I_n)`, `sum(z𝟙_nᵀ)`.
     """
     from .diff import topo_order
     order = topo_order(root)
-    has_var = {}
+    det = {}
     for n in order:
-        has_var[n] = n.op == "var" or any(has_var[a] for a in n.args)
-    anchored = {root}
+        one = (n.rows == 1, n.cols == 1)
+        a = [det[x] for x in n.args]
+        if n.op == "var" or n.is_scalar:
+            d = (True, True)
+        elif n.op in ("add", "mul"):
+            big = [det[x] for x in n.args if not x.is_scalar]
+            d = (any(r for r, _ in big), any(c for _, c in big))
+        elif n.op == "matmul":
+            d = (a[0][0], a[-1][1])
+        elif n.op == "T":
+            d = (a[0][1], a[0][0])
+        elif n.op in _SHAPE_KEEPING:
+            d = a[0]
+        elif n.op == "diag":
+            d = (a[0][0], a[0][0])
+        elif n.op in ("diagvec", "logsumexp"):
+            d = (a[0][0] or a[0][1], True)
+        else:
+            d = (False, False)
+        det[n] = (d[0] or one[0], d[1] or one[1])
+    fixed = {root: (True, True)}
     sized = set()
     for n in reversed(order):
-        fixed = n in anchored or has_var[n]
-        if n.op in ("ones", "eye", "zero") and not fixed:
+        fr, fc = fixed.get(n, (False, False))
+        rows, cols = fr or det[n][0], fc or det[n][1]
+        if (n.op == "ones" and not rows) or (n.op == "eye" and not (rows or cols)) \
+                or (n.op == "zero" and not (rows and cols)):
             sized.add(n)
-        if n.op in ("add", "mul", "matmul"):
-            child_fixed = fixed or any(has_var[a] and not a.is_scalar for a in n.args)
-        else:
-            child_fixed = fixed and n.op in _SHAPE_KEEPING
-        if child_fixed:
-            anchored.update(n.args)
+        kids = []
+        if n.op in ("add", "mul"):
+            kids = [(x, rows, cols) for x in n.args]
+        elif n.op == "matmul":
+            last = len(n.args) - 1
+            kids = [(x, rows if i == 0 else det[n.args[i - 1]][1],
+                     cols if i == last else det[n.args[i + 1]][0]) for i, x in enumerate(n.args)]
+        elif n.op == "T":
+            kids = [(n.args[0], cols, rows)]
+        elif n.op in _SHAPE_KEEPING:
+            kids = [(n.args[0], rows, cols)]
+        for x, r, c in kids:
+            pr, pc = fixed.get(x, (False, False))
+            fixed[x] = (pr or r, pc or c)
     return sized
 
 

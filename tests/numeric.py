@@ -177,7 +177,9 @@ def eval_text(text, vars, arrays, like=None):
             raise
     *prelude, last = [s for s in text.replace("\n", ";").split(";") if s.strip()]
     if np.ndim(like) == 2:
-        probe, decl = "Probe_", "matrix(P1_,P2_)"
+        # declared names never unify: a square gradient gets one name for both
+        square = np.shape(like)[0] == np.shape(like)[1]
+        probe, decl = "Probe_", "matrix(P1_,P1_)" if square else "matrix(P1_,P2_)"
     else:
         probe, decl = "probe_", "vector(P1_)"
     src = "; ".join(prelude + [f"({last}) + 0 {probe}"])
