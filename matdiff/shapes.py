@@ -92,6 +92,7 @@ class Inference:
         self.dim_scalars = set()
         self.sized = {}  # id(ast) -> Dim for ones/eye
         self.constants = set()
+        self.shapes = {}  # id(ast) -> its shape, for messages
         self.ONE = lit(1)
         for name, (kind, dims) in decls.items():
             for d in dims:
@@ -121,6 +122,10 @@ class Inference:
         if (va == 1 and ra.rank == 0 and not isinstance(vb, int)) or \
                 (vb == 1 and rb.rank == 0 and not isinstance(va, int)):
             raise ShapeError(what(), self.src, ast.op_span)
+        # Names the user wrote (declarations, 1_N, I_n) are never assumed
+        # equal to another name or to a number: they may differ at run time.
+        if ra.rank <= 1 and rb.rank <= 1 and va != vb:
+            raise ShapeError(self.needs(ast, va, vb), self.src, ast.span)
         if (rb.rank, 0) < (ra.rank, 0) or isinstance(vb, int) and not isinstance(va, int):
             ra, rb = rb, ra
         rb.parent = ra
@@ -238,9 +243,9 @@ class Inference:
         return True
 
     def infer(self, ast):
-        k = ast.kind
-        f = getattr(self, "i_" + k)
-        return f(ast)
+        shape = getattr(self, "i_" + ast.kind)(ast)
+        self.shapes[id(ast)] = shape
+        return shape
 
     def i_paren(self, ast):
         return self.infer(ast.args[0])
@@ -288,6 +293,13 @@ class Inference:
     def text(self, ast):
         s, e = ast.span
         return self.src[s:e].strip()
+
+    def needs(self, ast, va, vb):
+        """'XW needs D = N: X is N×D, W is N×C'."""
+        parts = [f"{self.text(a)} is {shape_text(self.shapes[id(a)])}" for a in ast.args
+                 if id(a) in self.shapes and not is_scalar_shape(self.shapes[id(a)])]
+        return (f"{self.text(ast)} needs {va} = {vb}" + (": " + ", ".join(parts) if parts else "")
+                + " (declared sizes are not assumed equal: write one name for sizes that match)")
 
     def i_prod(self, ast):
         a, b = ast.args
@@ -349,7 +361,10 @@ class Inference:
             raise ShapeError(msg(), self.src, ast.op_span)
         vec, mat = (sa, sb) if ka != "mat" else (sb, sa)
         vlen = vec[0] if _klass(vec) == "col" else vec[1]
-        self.unify(vlen, mat[1], ast, msg)
+        if vec is sa:
+            self.unify(vlen, mat[1], ast, msg)
+        else:
+            self.unify(mat[1], vlen, ast, msg)  # the left operand's size first
         return mat
 
     def i_pow(self, ast):
