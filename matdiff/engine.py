@@ -6,7 +6,7 @@ from . import ir, ruletable
 from .build import Builder
 from .deep import in_deep, run_deep
 from .diff import gradients, symmetrize
-from .errors import NameError_, DerivativeError, MatdiffError
+from .errors import NameError_, DerivativeError, MatdiffError, ParseError
 from .parser import parse_program
 from .shapes import Inference, parse_decl, resolved
 
@@ -21,34 +21,57 @@ _INLINE_CHARS = 1500
 
 
 def normalize_decls(vars):
-    """vars: {'Y': 'onehot', 'X': 'matrix(N,D)'} or ['Y:onehot', ...]."""
+    """vars: {'Y': 'onehot', 'X': 'matrix(N,D)'} or ['Y:onehot', 'X:N×D', ...].
+
+    A list holds the --var texts of the command line: errors show them as
+    typed (`--var X:matrx(N,D)` with a caret); a dict's entries are shown as
+    NAME:DECL."""
     out = {}
     if not vars:
         return out
-    items = vars.items() if isinstance(vars, dict) else (_split_decl(v) for v in vars)
-    for name, decl in items:
-        if not isinstance(name, str) or not name.isidentifier():
-            raise NameError_(f"bad variable name {name!r} in a declaration")
-        if isinstance(decl, (tuple, list)):
-            kind, dims = decl[0], list(decl[1:])
-            decl = f"{kind}({','.join(str(d) for d in dims)})" if dims else kind
-        out[name] = parse_decl(str(decl), name)
+    if isinstance(vars, dict):
+        items = []
+        for name, decl in vars.items():
+            if isinstance(decl, (tuple, list)):
+                kind, dims = decl[0], list(decl[1:])
+                decl = f"{kind}({','.join(str(d) for d in dims)})" if dims else kind
+            items.append((f"{name}:{decl}", None))
+    else:
+        items = [(str(v), "--var") for v in vars]
+    first = {}
+    for text, option in items:
+        name, decl, at = _split_decl(text, option)
+        parsed = parse_decl(decl, text, at, option)
+        if name in out and out[name] != parsed:
+            raise NameError_(f"{name} is declared twice, differently (first as {first[name]!r})",
+                             text, (0, len(text)), option)
+        out[name] = parsed
+        first.setdefault(name, text.strip())
     return out
 
 
-def _split_decl(text):
+def _split_decl(text, option):
+    """'X:matrix(N,D)' -> ('X', 'matrix(N,D)', offset of the declaration)."""
     if ":" not in text:
-        raise NameError_(f"bad declaration {text!r}: expected NAME:KIND or NAME:KIND(DIMS)")
+        raise NameError_(f"bad declaration {text!r}: expected NAME:KIND, NAME:KIND(DIMS) "
+                         f"or NAME:ROWS×COLS", text, (len(text), len(text) + 1), option)
     name, decl = text.split(":", 1)
-    return name.strip(), decl.strip()
+    start = len(name) - len(name.lstrip())
+    if not name.strip().isidentifier():
+        shown = name.strip()
+        raise NameError_(f"bad variable name {shown!r} in a declaration", text,
+                         (start, start + max(1, len(shown))), option)
+    return name.strip(), decl, len(name) + 1
 
 
 class Problem:
     """A parsed, shape-checked program and its IR."""
 
     def __init__(self, src, vars=None):
-        if not isinstance(src, str) or not src.strip():
-            raise MatdiffError("empty expression")
+        if not isinstance(src, str):
+            raise MatdiffError(f"the expression must be a string, not {type(src).__name__}")
+        if not src.strip():
+            raise ParseError("empty expression", src, (0, max(1, len(src))))
         # Each stage recurses once per nesting level; short inputs cannot nest
         # past the limit set above, long ones get a deep worker (matdiff.deep).
         if len(src) > _INLINE_CHARS and not in_deep():
@@ -66,6 +89,7 @@ class Problem:
     def _build(self, src, vars):
         self.src = src
         self.decls = normalize_decls(vars)
+        self.dimensions = set()
         stmts = parse_program(src, ruletable.functions(), declared=self.decls.keys())
         inf = Inference(src, self.decls)
         inf.program(stmts)
@@ -78,6 +102,7 @@ class Problem:
             self.variables[name] = node
         for name in inf.dim_scalars:
             env[name] = ir.dim(resolved(inf.named_dims[name]))
+            self.dimensions.add(name)
         for name in inf.constants:
             env[name] = ir.pi()
         sized = {k: resolved(d) for k, d in inf.sized.items()}
@@ -101,7 +126,11 @@ class Problem:
         if name in self.intermediates:
             return self.intermediates[name]
         known = ", ".join(list(self.variables) + list(self.intermediates)) or "none"
-        raise NameError_(f"variable {name!r} is not in the expression (its variables: {known})")
+        what = (f"{name!r} is a dimension (a size), not a variable" if name in self.dimensions
+                else f"{name!r} is the constant π" if name in ("pi", "π")
+                else f"variable {name!r} is not in the expression")
+        raise NameError_(f"{what} (its variables: {known})", name, (0, max(1, len(name))),
+                         "--wrt")
 
     def gradients(self, wrt):
         if wrt and not self.root.is_scalar:

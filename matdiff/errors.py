@@ -7,10 +7,14 @@ _WINDOW = 100  # longest source excerpt shown under a message
 class MatdiffError(Exception):
     """Base of every error matdiff raises for bad input."""
 
-    def __init__(self, message, source=None, span=None):
+    def __init__(self, message, source=None, span=None, option=None):
+        """source: the user's text the error is in; span: (start, end) in it.
+        option: the command-line option the text came from ('--wrt', '--var'):
+        the text is then shown as the option was typed, `--var X:N×D`."""
         self.message = message
         self.source = source
         self.span = span
+        self.option = option
         super().__init__(self._render())
 
     @property
@@ -21,6 +25,11 @@ class MatdiffError(Exception):
         if self.source is None or self.span is None:
             return self.message
         start, end = self.span
+        if self.option is not None:
+            pad = " " * (len(self.option) + 1)
+            width = max(1, min(end, len(self.source)) - start)
+            return (f"{self.message}\n  {self.option} {self.source}\n"
+                    f"  {pad}{' ' * start}{'^' * width}")
         # Show only the line that holds the error (programs span several lines).
         line_start = self.source.rfind("\n", 0, start) + 1
         line_end = self.source.find("\n", start)

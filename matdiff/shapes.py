@@ -6,6 +6,7 @@ mismatch at the operator's source position. The IR builder then works with
 the resolved dimensions (an int or a name).
 """
 
+import difflib
 import re
 
 from .errors import ShapeError, NameError_
@@ -51,24 +52,83 @@ def shape_text(s):
     return "×".join(str(resolved(d)) for d in s)
 
 
-def parse_decl(text, where=None):
-    """'matrix(N,D)' -> ('matrix', ['N', 'D']); dims may be ints."""
-    m = re.fullmatch(r"\s*([A-Za-z_]+)\s*(?:\(\s*([^)]*)\))?\s*", text)
-    if not m or m.group(1) not in KINDS:
-        raise NameError_(f"bad declaration {text!r}{' for ' + where if where else ''}: "
-                         f"expected KIND or KIND(DIMS) with KIND one of {', '.join(KINDS)}")
-    kind = m.group(1)
+_DIM = re.compile(r"[1-9]\d*|[^\W\d]\w*")
+
+
+def parse_decl(text, source=None, offset=0, option=None):
+    """'matrix(N,D)' -> ('matrix', ['N', 'D']); dims may be ints. 'N×D', 'NxD'
+    and 'N*D' are short for matrix(N,D).
+
+    Errors point into `source` (the whole declaration as given, `text` starting
+    at `offset` in it), shown as typed after `option` when that is set."""
+    source = text if source is None else source
+
+    def bad(msg, i, j=None):
+        i, j = offset + i, offset + (i + 1 if j is None else j)
+        raise NameError_(msg, source, (i, max(j, i + 1)), option)
+
+    stripped = text.strip()
+    lead = len(text) - len(text.lstrip())
+    if not stripped:
+        bad(f"a declaration needs a kind: one of {', '.join(KINDS)}, or ROWS×COLS", len(text))
+    rows_cols = _rows_cols(stripped)
+    if rows_cols is not None:
+        return "matrix", [_dim_value(d) for d in rows_cols]
+    if len(re.split(r"[×*]", stripped)) > 2:
+        bad(f"a matrix has two dimensions, not {stripped!r}", lead, lead + len(stripped))
+    m = re.match(r"[A-Za-z_]\w*", stripped)
+    word = m.group(0) if m else ""
+    if word not in KINDS:
+        token = word or re.match(r"[^\s(]*", stripped).group(0) or stripped[0]
+        close = difflib.get_close_matches(token, KINDS, n=1)
+        pair = re.fullmatch(r"([^\W\d]\w*?|\d+)x(\w+)", stripped)
+        if close:
+            hint = f"did you mean {close[0]!r}?"
+        elif pair:
+            hint = f"for a matrix write {pair[1]}×{pair[2]} or matrix({pair[1]},{pair[2]})"
+        elif _DIM.fullmatch(stripped) and (len(token) <= 2 or not token[0].islower()):
+            hint = f"for a vector of length {token} write vector({token})"
+        else:
+            hint = f"kinds: {', '.join(KINDS)}; or ROWS×COLS for a matrix"
+        bad(f"unknown kind {token!r} ({hint})", lead, lead + len(token))
+    rest = stripped[len(word):]
+    pos = lead + len(word)
     dims = []
-    if m.group(2) is not None and m.group(2).strip():
-        for part in m.group(2).split(","):
-            part = part.strip()
-            if re.fullmatch(r"\d+", part):
-                dims.append(int(part))
-            elif re.fullmatch(r"[^\W\d]\w*", part):
-                dims.append(part)
-            else:
-                raise NameError_(f"bad dimension {part!r} in declaration {text!r}")
-    return kind, dims
+    if rest.strip():
+        inner = re.fullmatch(r"(\s*)\((.*)\)\s*", rest)
+        if inner is None:
+            if "(" in rest and ")" not in rest:
+                bad("expected ')' to close the dimensions", len(text))
+            bad(f"expected (DIMS) after {word!r}", pos + len(rest) - len(rest.lstrip()))
+        at = pos + len(inner.group(1)) + 1
+        body = inner.group(2)
+        if body.strip():
+            for part in body.split(","):
+                d = part.strip()
+                if not _DIM.fullmatch(d):
+                    i = at + len(part) - len(part.lstrip())
+                    bad(f"bad dimension {d!r}: a dimension is a name or a positive integer",
+                        i, i + len(d))
+                dims.append(_dim_value(d))
+                at += len(part) + 1
+    return word, dims
+
+
+def _rows_cols(text):
+    """'N×D', 'N * D', '3x4', 'NxD' -> ['N', 'D']; None if not of that form. A
+    bare x separates only where no letter of a name touches it (so n_x stays
+    a name): '3x4', 'NxD', 'Nx3'."""
+    parts = re.split(r"\s*[×*]\s*", text)
+    if len(parts) == 1:
+        m = re.fullmatch(r"(\w*[A-Z0-9])\s*x\s*([A-Z0-9]\w*)", text)
+        parts = [m.group(1), m.group(2)] if m and "x" not in m.group(1) + m.group(2) else [text]
+    if len(parts) == 2 and all(_DIM.fullmatch(p) for p in parts):
+        return parts
+    return None
+
+
+def _dim_value(d):
+    return int(d) if d.isdigit() else d
 
 
 def default_kind(name):

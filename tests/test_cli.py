@@ -504,27 +504,36 @@ BAD = {
     "non-scalar-vector": (["grad", "x^T x", "--wrt", "x", "--var", "x:matrix"],
                           ["not scalar"], False),
     "wrt-not-in-expression": (["grad", "tr(A X)", "--wrt", "Z"],
-                              ["'Z'", "not in the expression"], False),
+                              ["'Z'", "not in the expression"], "--wrt Z"),
     "wrt-one-of-several-missing": (["grad", "x^T x", "--wrt", "x", "--wrt", "y"],
-                                   ["'y'", "not in the expression"], False),
+                                   ["'y'", "not in the expression"], "--wrt y"),
+    "wrt-a-dimension": (["grad", "sum(X)/D", "--wrt", "D", "--var", "X:matrix(N,D)"],
+                        ["'D' is a dimension"], "--wrt D"),
     "var-bad-kind": (["grad", "tr(A X)", "--wrt", "X", "--var", "A:banana"],
-                     ["bad declaration", "banana"], False),
+                     ["unknown kind 'banana'"], "--var A:banana"),
+    "var-kind-typo": (["grad", "tr(A X)", "--wrt", "X", "--var", "A:matrx(N,N)"],
+                      ["unknown kind 'matrx'", "did you mean 'matrix'"], "--var A:matrx(N,N)"),
     "var-unclosed-dims": (["grad", "tr(A X)", "--wrt", "X", "--var", "A:matrix(3"],
-                          ["bad declaration"], False),
+                          ["expected ')'"], "--var A:matrix(3"),
     "var-no-colon": (["grad", "tr(A X)", "--wrt", "X", "--var", "Amatrix"],
-                     ["bad declaration", "NAME:KIND"], False),
+                     ["bad declaration", "NAME:KIND"], "--var Amatrix"),
     "var-bad-name": (["grad", "x^T x", "--wrt", "x", "--var", "1x:vector"],
-                     ["bad variable name", "1x"], False),
+                     ["bad variable name", "1x"], "--var 1x:vector"),
     "var-bad-dimension": (["grad", "tr(X)", "--wrt", "X", "--var", "X:matrix(3,-1)"],
-                          ["bad dimension", "-1"], False),
+                          ["bad dimension", "-1"], "--var X:matrix(3,-1)"),
+    "var-three-dims": (["grad", "tr(X)", "--wrt", "X", "--var", "X:N×D×K"],
+                       ["two dimensions"], "--var X:N×D×K"),
+    "var-twice": (["grad", "tr(X)", "--wrt", "X", "--var", "X:N×N", "--var", "X:matrix(3,3)"],
+                  ["declared twice"], "--var X:matrix(3,3)"),
     "var-too-many-dims": (["grad", "tr(X)", "--wrt", "X", "--var", "X:vector(3,4)"],
                           ["too many dimensions"], True),
-    "empty-expression": (["grad", "", "--wrt", "x"], ["empty"], False),
+    "empty-expression": (["grad", "", "--wrt", "x"], ["empty"], True),
+    "blank-expression": (["grad", "  ", "--wrt", "x"], ["empty"], True),
     "too-deep": (["grad", "(" * 30000 + "x^T x" + ")" * 30000, "--wrt", "x"],
                  ["too deeply nested"], True),
     "check-syntax": (["check", "tr(A X", "--wrt", "X"], ["expected ')'"], True),
     "check-wrt-not-in-expression": (["check", "tr(A X)", "--wrt", "Q"],
-                                    ["'Q'", "not in the expression"], False),
+                                    ["'Q'", "not in the expression"], "--wrt Q"),
 }
 
 
@@ -539,7 +548,14 @@ def test_bad_input(run_err, kind):
     assert "internal error" not in r.err, r.err
     for w in words:
         assert w in r.err, f"{w!r} not in {r.err!r}"
-    if positioned:
+    if isinstance(positioned, str):  # the option as typed, a caret under its bad part
+        err_lines = r.err.splitlines()
+        assert err_lines[-2] == "  " + positioned, r.err
+        carets = err_lines[-1]
+        assert carets.strip() and set(carets.strip()) == {"^"}, r.err
+        assert len(carets) <= len(err_lines[-2]) + 1
+        assert carets.index("^") > len(positioned.split()[0]) + 2, "the caret is on the value"
+    elif positioned:
         assert "column" in r.err
         assert "^" in r.err
         # the caret line sits under the echoed source line
