@@ -12,6 +12,7 @@ from . import __version__
 from .errors import MatdiffError
 
 FORMATS = ["text", "latex", "numpy", "sympy", "json"]
+HIGHER_FORMATS = ["text", "latex", "numpy", "json"]  # hessian, jacobian: no SymPy form
 
 EXAMPLES = """
 \b
@@ -61,9 +62,10 @@ class ExprCommand(click.Command):
 
 
 def _read_expr(expr, expression, file):
+    given = [x for x in (expr, expression) if x is not None]
+    if len(given) + (file is not None) > 1:
+        raise click.UsageError("give the expression once: EXPR, - (stdin) or --file PATH")
     if expression is not None:
-        if expr is not None:
-            raise click.UsageError("give the expression once")
         return expression
     if file is not None:
         with open(file, encoding="utf-8") as f:
@@ -75,19 +77,55 @@ def _read_expr(expr, expression, file):
     return expr
 
 
-def _common(f):
-    f = click.option("--steps", is_flag=True, help="Print the derivation step by step.")(f)
-    f = click.option("--format", "fmt", type=click.Choice(FORMATS), default="text",
-                     show_default=True, help="Output format.")(f)
-    f = click.option("--file", type=click.Path(exists=True, dir_okay=False),
-                     help="Read the expression or program from a file.")(f)
-    f = click.option("--var", "vars_", multiple=True, metavar="NAME:KIND[(DIMS)]",
-                     help="Declare a variable: X:matrix(N,D), Y:onehot, S:symmetric(n), t:scalar.")(f)
-    f = click.option("--wrt", multiple=True, required=True, metavar="NAME",
-                     help="Differentiate with respect to NAME (repeatable).")(f)
-    f = click.option("--expression", hidden=True)(f)
-    f = click.argument("expr", required=False)(f)
-    return f
+def _common(formats=FORMATS, steps=True):
+    """The options every command parses. Those that do not apply to a command
+    (`check` has no output format, only `grad` has --steps) are hidden from
+    its --help and refused by _refuse, with a message that says so, rather
+    than silently ignored."""
+    def add(f):
+        f = click.option("--steps", is_flag=True, hidden=not steps,
+                         help="Print the derivation step by step (text).")(f)
+        f = click.option("--format", "fmt", type=click.Choice(formats or FORMATS),
+                         default="text", show_default=bool(formats), hidden=not formats,
+                         help="Output format.")(f)
+        f = click.option("--file", type=click.Path(exists=True, dir_okay=False),
+                         help="Read the expression or program from a file.")(f)
+        f = click.option("--var", "vars_", multiple=True, metavar="NAME:KIND[(DIMS)]",
+                         help="Declare a variable: X:matrix(N,D) or X:N×D, Y:onehot, "
+                              "S:symmetric(n), t:scalar.")(f)
+        f = click.option("--wrt", multiple=True, required=True, metavar="NAME",
+                         help="Differentiate with respect to NAME (repeatable).")(f)
+        f = click.option("--expression", hidden=True)(f)
+        f = click.argument("expr", required=False)(f)
+        return f
+    return add
+
+
+def _given(ctx, name):
+    from click.core import ParameterSource
+    return ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                              ParameterSource.ENVIRONMENT)
+
+
+def _refuse(ctx, fmt, steps, wrt):
+    """A flag that does not apply to this command is a usage error."""
+    cmd = ctx.info_name
+    if cmd == "check":
+        if _given(ctx, "fmt"):
+            raise click.UsageError("--format does not apply to check (it prints the error of "
+                                   "each gradient; use grad --format for the formulas)")
+        if steps:
+            raise click.UsageError("--steps does not apply to check (use grad --steps)")
+    elif cmd in ("hessian", "jacobian"):
+        if steps:
+            raise click.UsageError(f"--steps does not apply to {cmd} (grad --steps prints the "
+                                   f"derivation of the gradient)")
+        if len(dict.fromkeys(wrt)) != 1:
+            raise click.UsageError(f"{cmd} takes one --wrt variable, got "
+                                   f"{len(dict.fromkeys(wrt))}: {', '.join(dict.fromkeys(wrt))}")
+    elif steps and fmt != "text":
+        raise click.UsageError(f"--steps prints the derivation as text; it does not combine "
+                               f"with --format {fmt}")
 
 
 class Group(click.Group):
@@ -117,9 +155,11 @@ def _function_name(problem):
 
 
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)
-@_common
-def grad(expr, expression, wrt, vars_, file, fmt, steps):
+@_common()
+@click.pass_context
+def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps):
     """Gradient of the scalar EXPR with respect to each --wrt variable."""
+    _refuse(ctx, fmt, steps, wrt)
     src = _read_expr(expr, expression, file)
     from .api import Result
     result = Result(src, list(wrt), list(vars_))
@@ -127,8 +167,7 @@ def grad(expr, expression, wrt, vars_, file, fmt, steps):
     if steps:
         from .steps import derivation
         click.echo(derivation(result, fname))
-        if fmt == "text":
-            return
+        return
     if fmt == "numpy":
         click.echo(result.numpy_source(), nl=False)
         return
@@ -157,12 +196,14 @@ def grad(expr, expression, wrt, vars_, file, fmt, steps):
 
 
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)
-@_common
+@_common(formats=(), steps=False)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the data.")
 @click.option("--tol", type=float, default=1e-5, show_default=True,
               help="Largest relative error accepted.")
-def check(expr, expression, wrt, vars_, file, fmt, steps, seed, tol):
+@click.pass_context
+def check(ctx, expr, expression, wrt, vars_, file, fmt, steps, seed, tol):
     """Compare the generated gradient with central differences at random data."""
+    _refuse(ctx, fmt, steps, wrt)
     src = _read_expr(expr, expression, file)
     from .check import check_gradient
     ok, lines = check_gradient(src, list(wrt), list(vars_), seed=seed, tol=tol)
@@ -172,7 +213,8 @@ def check(expr, expression, wrt, vars_, file, fmt, steps, seed, tol):
         sys.exit(1)
 
 
-def _higher(kind, expr, expression, wrt, vars_, file, fmt, steps):
+def _higher(ctx, kind, expr, expression, wrt, vars_, file, fmt, steps):
+    _refuse(ctx, fmt, steps, wrt)
     src = _read_expr(expr, expression, file)
     from .higher import Higher
     h = Higher(src, list(wrt), list(vars_), kind)
@@ -191,33 +233,53 @@ def _higher(kind, expr, expression, wrt, vars_, file, fmt, steps):
 
 
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)
-@_common
-def hessian(expr, expression, wrt, vars_, file, fmt, steps):
+@_common(formats=HIGHER_FORMATS, steps=False)
+@click.pass_context
+def hessian(ctx, expr, expression, wrt, vars_, file, fmt, steps):
     """Hessian of the scalar EXPR: the n×n matrix for a vector, the second
     differential (and its Kronecker form on vec(X)) for a matrix."""
-    _higher("hessian", expr, expression, wrt, vars_, file, fmt, steps)
+    _higher(ctx, "hessian", expr, expression, wrt, vars_, file, fmt, steps)
 
 
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)
-@_common
-def jacobian(expr, expression, wrt, vars_, file, fmt, steps):
+@_common(formats=HIGHER_FORMATS, steps=False)
+@click.pass_context
+def jacobian(ctx, expr, expression, wrt, vars_, file, fmt, steps):
     """Jacobian ∂f/∂x (m×n) of the vector EXPR with respect to the vector x."""
-    _higher("jacobian", expr, expression, wrt, vars_, file, fmt, steps)
+    _higher(ctx, "jacobian", expr, expression, wrt, vars_, file, fmt, steps)
+
+
+def _other_command(e):
+    """'--seed applies to check only' rather than click's guess at a near name."""
+    if not isinstance(e, click.NoSuchOption) or e.ctx is None:
+        return None
+    owners = [name for name, cmd in cli.commands.items()
+              if any(e.option_name in p.opts for p in cmd.params if not getattr(p, "hidden", False))]
+    if not owners:
+        return None
+    return f"{e.option_name} does not apply to {e.ctx.info_name} (only to {', '.join(owners)})"
 
 
 def main(argv=None):
+    # Every stage recurses once per nesting level: run in a deep worker.
+    from .deep import run_deep
     try:
-        rc = cli.main(args=argv, prog_name="matdiff", standalone_mode=False)
+        rc = run_deep(cli.main, args=argv, prog_name="matdiff", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)  # ctx.exit(n) comes back as the return value here
     except MatdiffError as e:
         click.echo(f"matdiff: error: {e}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("matdiff: aborted", err=True)
         sys.exit(2)
+    except click.UsageError as e:
+        # One line: what is wrong, and where to read about it.
+        where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"matdiff: error: {_other_command(e) or e.format_message()}{where}", err=True)
+        sys.exit(2)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"matdiff: error: {e.format_message()}", err=True)
         sys.exit(2)
     except (RecursionError, MemoryError):
         click.echo("matdiff: error: the expression is too large or too deeply nested", err=True)

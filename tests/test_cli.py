@@ -676,3 +676,72 @@ def test_fallback_module_invocation():
                        encoding="utf-8", env=env, timeout=120)
     assert p.returncode == 0, p.stderr
     assert lines(p.stdout) == [MISSION_W]
+
+
+# --------------------------------------------------------------------------
+# every command × every flag: a flag that does not apply is a usage error
+# (exit 2, one line on stderr), never silently ignored (issue 11 #6)
+
+CMD_ARGS = {
+    "grad": ["x^T A x", "--wrt", "x"],
+    "check": ["x^T A x", "--wrt", "x"],
+    "hessian": ["x^T A x", "--wrt", "x"],
+    "jacobian": ["tanh(A x)", "--wrt", "x"],
+}
+FLAGS = {f"format-{f}": ["--format", f] for f in ["text", "latex", "numpy", "sympy", "json"]}
+FLAGS.update({f"steps-format-{f}": ["--steps", "--format", f]
+              for f in ["text", "latex", "numpy", "sympy", "json"]})
+FLAGS.update({"steps": ["--steps"], "seed": ["--seed", "3"], "tol": ["--tol", "1e-4"],
+              "two-wrt": ["--wrt", "A"]})
+APPLIES = {
+    "grad": set(FLAGS) - {"seed", "tol"} - {k for k in FLAGS if k.startswith("steps-format-")}
+    | {"steps-format-text"},
+    "check": {"seed", "tol", "two-wrt"},
+    "hessian": {"format-text", "format-latex", "format-numpy", "format-json"},
+    "jacobian": {"format-text", "format-latex", "format-numpy", "format-json"},
+}
+
+
+@pytest.mark.parametrize("flag", list(FLAGS))
+@pytest.mark.parametrize("cmd", list(CMD_ARGS))
+def test_every_flag_applies_or_is_a_usage_error(cmd, flag):
+    r = run_main([cmd] + CMD_ARGS[cmd] + FLAGS[flag])
+    assert "Traceback" not in r.err + r.out
+    if flag in APPLIES[cmd]:
+        assert r.code == 0, r
+        assert r.out.strip() and not r.err, r
+    else:
+        assert r.code == 2, r
+        assert r.out == "", r
+        assert len(r.err.splitlines()) == 1 and r.err.startswith("matdiff: error: "), r.err
+        shown = FLAGS[flag][0] if flag != "steps-format-text" else "--steps"
+        assert shown in r.err or "--format" in r.err, r.err
+
+
+@pytest.mark.parametrize("args,words", [
+    (["check", "x'x", "--wrt", "x", "--steps"], ["--steps does not apply to check"]),
+    (["check", "x'x", "--wrt", "x", "--format", "latex"], ["--format does not apply to check"]),
+    (["hessian", "x'x", "--wrt", "x", "--format", "sympy"], ["'sympy' is not one of"]),
+    (["jacobian", "x", "--wrt", "x", "--steps"], ["--steps does not apply to jacobian"]),
+    (["hessian", "x'y", "--wrt", "x", "--wrt", "y"], ["hessian takes one --wrt variable"]),
+    (["grad", "x'x", "--wrt", "x", "--steps", "--format", "numpy"], ["--steps", "--format numpy"]),
+    (["grad", "x'x", "--wrt", "x", "--seed", "1"], ["--seed does not apply to grad (only to check)"]),
+    (["grad", "x'x", "--wrt", "x", "--file", __file__], ["give the expression once"]),
+])
+def test_flag_usage_errors_say_what_does_not_apply(run_err, args, words):
+    r = run_err(args)
+    assert r.code == 2, r
+    assert len(r.err.splitlines()) == 1 and "Traceback" not in r.err, r.err
+    for w in words:
+        assert w in r.err, r.err
+
+
+def test_help_lists_only_the_flags_that_apply(run):
+    def options(cmd):  # the Options section, without the examples epilog
+        return run([cmd, "--help"]).out.split("Options:")[1].split("Examples:")[0]
+    check_help = options("check")
+    assert "--seed" in check_help and "--steps" not in check_help and "--format" not in check_help
+    hessian_help = options("hessian")
+    assert "--steps" not in hessian_help and "sympy" not in hessian_help
+    grad_help = options("grad")
+    assert "--steps" in grad_help and "sympy" in grad_help and "--seed" not in grad_help
