@@ -70,6 +70,7 @@ def main(argv=None):
     features = collections.Counter()
     examples = collections.defaultdict(list)
     rejections = collections.Counter()
+    rejections_documented = set()
     fuzzer_errors = []
     discarded = 0
     if a.workers > 1:
@@ -94,6 +95,8 @@ def main(argv=None):
                     worst = outcome
             if outcome == "rejected":
                 rejections[F.rejection_key(detail)] += 1
+                if F.documented_limit(detail):
+                    rejections_documented.add(F.rejection_key(detail))
         per_program[worst] += 1
     elapsed = time.time() - t0
 
@@ -108,9 +111,9 @@ def main(argv=None):
         print(f"{k:20s} {per_spelling[k]:10d} {per_program[k]:10d}")
     print(f"{'total':20s} {n_sp:10d} {n_prog:10d}")
     if rejections:
-        print("\nrejections by message:")
+        print("\nrejections by message (lower-case words of the message; examples below):")
         for msg, c in rejections.most_common():
-            limit = F.documented_limit(msg)
+            limit = F.documented_limit(msg) or (msg in rejections_documented and "see below")
             print(f"  {c:6d}  {msg}  [{'documented limit: ' + limit if limit else 'UNDOCUMENTED'}]")
     if fuzzer_errors:
         print("\nfuzzer errors (bugs of the fuzzer, not of matdiff):")

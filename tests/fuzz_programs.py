@@ -163,6 +163,9 @@ class Program:
 
     @property
     def decls(self):
+        override = getattr(self, "decls_override", None)
+        if override is not None:
+            return override
         return {n: v.declared for n, v in self.vars.items() if v.declared}
 
     @property
@@ -318,7 +321,8 @@ class Gen:
         r, c = shape
         klass = "scalar" if shape == (1, 1) else "col" if c == 1 else "mat"
         if kind == "normal" and rng.random() < 0.45:
-            same = [v for v in self.vars.values() if v.shape == shape and v.kind in ("normal", "symmetric")]
+            same = [v for v in self.vars.values()
+                    if v.shape == shape and v.kind in ("normal", "symmetric", "positive")]
             if same:
                 return self.var_node(rng.choice(same))
             if klass == "mat":
@@ -509,8 +513,12 @@ class Gen:
         return Node("had", (a, b), shape, pos=a.pos and b.pos)
 
     def p_ediv(self, shape, d):
-        a = self.gen(shape, d)
         b = self.broadcast_partner_pos(shape, d)
+        if b.shape == shape and self.rng.random() < 0.15:
+            a = b  # x ./ x: a cancellation for the simplifier
+            self.features.add("shared operand")
+        else:
+            a = self.gen(shape, d)
         return Node("ediv", (a, b), shape, pos=a.pos)
 
     def broadcast_partner_pos(self, shape, d):
@@ -589,7 +597,8 @@ class Gen:
 
     def s_inner(self, shape, d):
         n = self.rng.choice(self.dims)
-        a, b = self.gen((n, 1), d), self.gen((n, 1), d)
+        a = self.gen((n, 1), d)
+        b = a if self.rng.random() < 0.15 else self.gen((n, 1), d)
         return Node("mm", (Node("T", (a,), (1, n)), b), (1, 1))
 
     def s_bilinear(self, shape, d):
@@ -1325,11 +1334,14 @@ class Truth:
     shapes: dict  # wrt -> module-convention shape
 
 
-def truth(program, arrays):
+def truth(program, arrays, prog=None):
+    """Value, autograd gradients (sym(G) for symmetric/spd, projected for
+    onehot), intermediates and dimension sizes of the program's meaning
+    (`prog`: a reference.Program; default: the generator's tree)."""
     import autograd
     import autograd.numpy as anp
-    prog = meaning(program)
-    dims = {d: program.sizes[d] for d in SYMBOLIC_DIMS}
+    prog = prog or meaning(program)
+    dims = {d: program.sizes[d] for d in SYMBOLIC_DIMS if d in program.sizes}
     try:
         with np.errstate(all="ignore"):
             value, bound, info = prog.evaluate_all(arrays, dims=dims)
@@ -1440,7 +1452,7 @@ def run_spelling(program, src, arrays, tr):
         return out("crashed derivation", f"RecursionError: {e}")
     except Exception as e:
         return out("crashed derivation", f"{type(e).__name__}: {e}")
-    dims = {d: program.sizes[d] for d in SYMBOLIC_DIMS}
+    dims = {d: program.sizes[d] for d in SYMBOLIC_DIMS if d in program.sizes}
     try:
         with np.errstate(all="ignore"):
             parsed = reference.evaluate(src, arrays, dims=dims, vars=decls)
@@ -1522,6 +1534,31 @@ def run_program(program, n_spellings=3, data_seed=0):
             for src in spellings(program, n_spellings, program.seed)]
 
 
+def run_source(src, wrt, vars=None, seed=0):
+    """Classify a hand-written program (its meaning: the reference on its own
+    text) with the same comparisons as a fuzzed spelling. Data: random, of
+    the kinds matdiff infers, every dimension a different size."""
+    from matdiff.api import Result
+    from matdiff.check import random_inputs
+    from matdiff.engine import shape_of
+    from matdiff.numpy_emit import py_name
+    if isinstance(wrt, str):
+        wrt = [wrt]
+    vars = dict(vars or {})
+    problem = Result(src, [], vars).problem
+    by_param = random_inputs(problem, np.random.default_rng(seed), sizes=SIZES + [8, 9, 10, 11])
+    arrays = {n: by_param[py_name(n)] for n in problem.variables}
+    infos = {}
+    for n, node in problem.variables.items():
+        kind = node.attr[1]
+        infos[n] = VarInfo(n, tuple(shape_of(node)) or (1, 1),
+                           kind if kind in ("spd", "symmetric", "onehot") else "normal", vars.get(n))
+    program = Program([], infos, {}, list(wrt), seed)
+    program.decls_override = vars
+    tr = truth(program, arrays, reference.Program(src, vars))
+    return run_spelling(program, src, arrays, tr)
+
+
 def generate(seed, max_depth=3):
     """The program for a seed (deterministic)."""
     rng = random.Random(seed)
@@ -1594,10 +1631,11 @@ def failure_key(outcome, detail):
 
 
 def rejection_key(message):
-    """A rejection message without its position and with names elided."""
+    """A rejection message's kind: its lower-case words (names, shapes and
+    the quoted source elided)."""
     msg = re.sub(r" \(at (line \d+, )?column \d+\)$", "", message.strip())
-    msg = re.sub(r"'[^']*'", "'…'", msg)
-    return msg
+    msg = re.sub(r"'[^']*'", " ", msg)
+    return " ".join(re.findall(r"(?<![\w'])[a-z][a-z-]+(?![\w(])", msg)) or msg
 
 
 def documented_limit(message):

@@ -75,10 +75,6 @@ def log_softmax_rows(z):
     return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
 
 
-# The reference evaluates what the parser produces; these spellings test the
-# parse (issue 11, finding 1: `/` bound to the last chunk of a split name).
-ISSUE11 = pytest.mark.xfail(strict=False, reason="issue 11 #1: split name before / (parser)")
-
 CASES = [
     ("-tr(Y^T log softmax(XW+b))", -np.sum(Y * log_softmax_rows(X @ W + b))),
     ("-tr(Y^T log softmax(X W + 𝟙 b^T))", -np.sum(Y * log_softmax_rows(X @ W + b))),
@@ -87,8 +83,8 @@ CASES = [
     ("x'A*x", x @ A @ x),
     ("xᵀ A @ x / 2", x @ A @ x / 2),
     ("1/2 x'x", 0.5 * x @ x),
-    pytest.param("sum(XW / 2)", np.sum(X @ W) / 2, marks=ISSUE11),
-    pytest.param("x'Ax / 2", x @ A @ x / 2, marks=ISSUE11),
+    ("sum(XW / 2)", np.sum(X @ W) / 2),  # issue 11 #1 (the parse; fixed)
+    ("x'Ax / 2", x @ A @ x / 2),
     ("sum(X ⊙ X) + sum(X .* X) + sum(X ∘ X)", 3 * np.sum(X * X)),
     ("sum(X ./ (X ⊙ X + 1)) + sum(X ⊘ (X ⊙ X + 1))", 2 * np.sum(X / (X * X + 1))),
     ("sum(X / (X ⊙ X + 1))", np.sum(X / (X * X + 1))),
