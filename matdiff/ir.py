@@ -336,6 +336,8 @@ def mul(*xs):
             return num(coef)
         base = ones_like(shape)
         return base if coef == 1 else _make("mul", (num(coef), base), None, shape)
+    if shape != (1, 1) and all(f.is_scalar for f in other):
+        other.append(ones_like(shape))  # z ⊙ z⁻¹ cancelled: the shape stays, as s𝟙
     other.sort(key=_mul_order)
     if coef != 1:
         other.insert(0, num(coef))

@@ -450,25 +450,28 @@ def unanchored_leaves(root):
     fixed = {root: (True, True)}
     sized = set()
     for n in reversed(order):
-        fr, fc = fixed.get(n, (False, False))
+        fr, fc = fixed[n]
         rows, cols = fr or det[n][0], fc or det[n][1]
         if (n.op == "ones" and not rows) or (n.op == "eye" and not (rows or cols)) \
                 or (n.op == "zero" and not (rows and cols)):
             sized.add(n)
-        kids = []
+        kids = {}  # arg index -> (rows, cols) this occurrence fixes; sum, tr, …: nothing
         if n.op in ("add", "mul"):
-            kids = [(x, rows, cols) for x in n.args]
+            kids = {i: (rows, cols) for i in range(len(n.args))}
         elif n.op == "matmul":
             last = len(n.args) - 1
-            kids = [(x, rows if i == 0 else det[n.args[i - 1]][1],
-                     cols if i == last else det[n.args[i + 1]][0]) for i, x in enumerate(n.args)]
+            kids = {i: (rows if i == 0 else det[n.args[i - 1]][1],
+                        cols if i == last else det[n.args[i + 1]][0]) for i in range(last + 1)}
         elif n.op == "T":
-            kids = [(n.args[0], cols, rows)]
+            kids = {0: (cols, rows)}
         elif n.op in _SHAPE_KEEPING:
-            kids = [(n.args[0], rows, cols)]
+            kids = {0: (rows, cols)}
+        kids = [(x, *kids.get(i, (False, False))) for i, x in enumerate(n.args)]
         for x, r, c in kids:
-            pr, pc = fixed.get(x, (False, False))
-            fixed[x] = (pr or r, pc or c)
+            # a shared node prints the same everywhere: fixed only if fixed in
+            # every place it occurs (Pᵀ𝟙𝟙ᵀ: the second 𝟙 is not)
+            pr, pc = fixed.get(x, (True, True))
+            fixed[x] = (pr and r, pc and c)
     return sized
 
 

@@ -164,9 +164,7 @@ ISSUE18 = [
     ("H1 = Omega / epsilon; J = det((H1 / ε)^T + I)", ["Omega", "H1"], {}),
     ("z1 = s .* h; f = q^T (0.25 + Y z1)", ["h", "z1"], {}),
     ("sum(G ./ x) / 2", ["G"], {}),
-    pytest.param("(y^T w1) ((Z y ./ z)^T z) / 2", ["Z"], {}, marks=pytest.mark.xfail(
-        strict=False, reason="open (issue 18, a 1×1 factor rejected as a matrix product): "
-                             "see /tmp/fuzz_findings.md")),
+    ("(y^T w1) ((Z y ./ z)^T z) / 2", ["Z"], {}),
     ("c^T softmax(c - c)", ["c"], {}),
     ("sum(P + η I + 0.1 I)", ["η"], {}),
     ("Z1 = W_out; J = det(Z1^T + S)", ["Z1", "W_out"], {"W_out": "symmetric"}),

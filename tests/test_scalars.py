@@ -11,12 +11,6 @@ from numeric import assert_close, numeric_gradient
 RNG = np.random.default_rng(18)
 m, n = 5, 4  # Z is m×n, y and w1 have n entries, z has m
 
-# ir.mul (not this session's file) drops the broadcast 𝟙 when z ⊙ z⁻¹ cancels
-# next to a numeric coefficient: mul(½, s, z, z⁻¹) comes out as an (m×1) node
-# whose factors are all 1×1, and the next matrix product sees 1×1.
-IR_MUL = pytest.mark.xfail(strict=True, reason="ir.mul loses the 𝟙 of a cancelled "
-                           "z ⊙ z⁻¹ beside a coefficient; fix in matdiff/ir.py")
-
 CASES = {
     "divided": ("(y^T w1) ((Z y ./ z)^T z) / 2", lambda Z, y, w1, z: (y @ w1) * ((Z @ y / z) @ z) / 2),
     "undivided": ("(y^T w1) ((Z y ./ z)^T z)", lambda Z, y, w1, z: (y @ w1) * ((Z @ y / z) @ z)),
@@ -26,11 +20,9 @@ CASES = {
                       lambda Z, y, w1, z: (y @ w1) * ((Z @ y / z) @ z) / (w1 @ w1)),
     "one-factor": ("((Z y ./ z)^T z) / 2", lambda Z, y, w1, z: ((Z @ y / z) @ z) / 2),
 }
-XFAIL = {"divided", "times-half", "by-a-quotient"}
 
 
-@pytest.mark.parametrize("case", [pytest.param(k, marks=IR_MUL) if k in XFAIL else k
-                                  for k in CASES])
+@pytest.mark.parametrize("case", list(CASES))
 def test_one_by_one_factor_scales(case):
     src, f = CASES[case]
     a = dict(Z=RNG.standard_normal((m, n)), y=RNG.standard_normal(n),
