@@ -56,6 +56,13 @@ def _fmt_number(v):
     return r[:-2] if r.endswith(".0") else r
 
 
+def _kept_whole(word):
+    """Would the parser read `word` as one name (M u as Mu, the Greek μ)?"""
+    from .parser import is_greek
+    return is_greek(word) or word in ("pi", "eye", "ones") or word.startswith("I_") \
+        or word in ruletable.functions()
+
+
 class Printer:
     latex = False
 
@@ -117,10 +124,13 @@ class Printer:
                 if tb[0] in "eE":
                     return f"{left} {right}"
             elif (any(ta.endswith(w) for w in self.whole) or any(tb.startswith(w) for w in self.whole)
-                  or tb in ruletable.functions() or right[len(tb):len(tb) + 1] == "("):
+                  or tb in ruletable.functions() or right[len(tb):len(tb) + 1] == "("
+                  or _kept_whole(ta + tb)):
                 return f"{left} {right}"
         if left[-1].isdigit() and right[0] in ".":
             return f"{left} {right}"
+        if right[0] == "(" and a and re.fullmatch(r"[a-z][a-z0-9]+", a.group(0)):
+            return f"{left} {right}"  # ts1(…) would read as a call of `ts1`
         return left + right
 
     def had_sym(self):
