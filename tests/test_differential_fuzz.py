@@ -73,8 +73,15 @@ FOUND = [
                  marks=pytest.mark.xfail(strict=False, reason=OPEN + " F2")),
     pytest.param("a1 = b2; αβ(a1'(v./a1))", ["v"], {},
                  marks=pytest.mark.xfail(strict=False, reason=OPEN + " F2")),
-    # F3: M u printed as Mu, the Greek name
+    # F3: M u printed as Mu, the Greek name; t s1 before ( as ts1(…), a call
     pytest.param("u' M' q", ["q"], {}, marks=pytest.mark.xfail(strict=False, reason=OPEN + " F3")),
+    pytest.param("P1 = t sigmoid(R)\ns1 = α\nsum P1 s1", ["R"], {"t": "scalar"},
+                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F3")),
+    # F6: an I whose size nothing in the printed text fixes (sum(I))
+    pytest.param("Z2 = B2 + sum(c) I; a^T c sum(Z2)", ["c"], {},
+                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F6")),
+    pytest.param("Z1 = A1 + tr R I\ntr Z1", ["R"], {"R": "matrix(D,D)", "A1": "symmetric(D)"},
+                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F6")),
     # found and fixed while the fuzzer was written (regressions would show here)
     ("‖R ⊙ P‖", ["P", "R"], {"R": "matrix(2,2)", "P": "matrix(2,2)"}),
     ("ρ = x^T x + 0.5; f = z^T (ρ b2)", ["x", "ρ"], {"z": "onehot"}),
