@@ -17,6 +17,14 @@ _OPS = [
     ("{", "{"), ("}", "}"), (",", ","), ("=", "="), (":", ":"),
 ]
 
+# Spellings by first character, longest first (".*" before "."), so each
+# character tries only its own few operators.
+_OPS_BY_CHAR = {}
+for _spelling, _op in _OPS:
+    _OPS_BY_CHAR.setdefault(_spelling[0], []).append((_spelling, _op))
+for _ops in _OPS_BY_CHAR.values():
+    _ops.sort(key=lambda so: -len(so[0]))
+
 _SUPERSCRIPT_DIGITS = {"⁰": 0, "¹": 1, "²": 2, "³": 3, "⁴": 4, "⁵": 5,
                        "⁶": 6, "⁷": 7, "⁸": 8, "⁹": 9}
 ONE_GLYPH = "𝟙"
@@ -132,7 +140,7 @@ def tokenize(src):
                     add("SUP", -k if neg else k, start, i)
                 continue
             raise ParseError("'⁻' must be followed by a superscript number or ᵀ", src, (start, i))
-        for spelling, op in _OPS:
+        for spelling, op in _OPS_BY_CHAR.get(ch, ()):
             if src.startswith(spelling, i):
                 if op in ("(", "{"):
                     depth += 1

@@ -78,7 +78,10 @@ class Parser:
 
     # -- token helpers ---------------------------------------------------
     def peek(self, k=0):
-        return self.toks[min(self.pos + k, len(self.toks) - 1)]
+        try:
+            return self.toks[self.pos + k]
+        except IndexError:  # past the end: END
+            return self.toks[-1]
 
     def next(self):
         tok = self.toks[self.pos]
