@@ -26,7 +26,12 @@ from .engine import shape_of
 from .numpy_emit import py_name
 from . import reference
 
-_POSITIVE_FNS = {"log", "sqrt"}
+def _domain(n):
+    """The data an op needs beneath it, from its rule entry ("positive", "spd")."""
+    from . import ruletable
+    if n.op == "fn":
+        return ruletable.elementwise()[n.attr].get("domain")
+    return ruletable.ops().get(n.op, {}).get("domain")
 
 
 def _positive_integer(e):
@@ -38,13 +43,10 @@ def _needs(problem):
     """Which variables must be positive, and which must be SPD."""
     positive, spd = set(), set()
     for n in topo_order(problem.root):
-        under = None
-        if n.op == "fn" and n.attr in _POSITIVE_FNS:
-            under = positive
-        elif n.op == "pow" and not _positive_integer(n.args[1]):
+        domain = _domain(n)
+        under = {"positive": positive, "spd": spd}.get(domain)
+        if n.op == "pow" and not _positive_integer(n.args[1]):
             under = positive  # fractional or negative powers
-        elif n.op in ("inv", "det", "logdet"):
-            under = spd
         if under is not None:
             for m in topo_order(n.args[0]):
                 if m.op == "var":

@@ -709,6 +709,11 @@ def diagvec(x):
     return _make("diagvec", (x,), None, (x.rows, 1))
 
 
+def _elementwise(name):
+    from . import ruletable
+    return ruletable.elementwise().get(name, {})
+
+
 def fn(name, x):
     """Element-wise function by canonical name; rewrites keep textbook forms."""
     if name == "log":
@@ -724,7 +729,9 @@ def fn(name, x):
         return x.args[0]
     if name == "exp" and x.op == "log_softmax":
         return softmax(x.args[0])
-    if is_zero(x) and name in ("sin", "tanh", "relu", "sqrt", "abs", "sign", "step"):
+    if name == "log1p" and x.op == "fn" and x.attr == "exp":
+        return fn("softplus", x.args[0])
+    if is_zero(x) and _elementwise(name).get("keeps_zero"):
         return x
     return _make("fn", (x,), name, x.shape)
 

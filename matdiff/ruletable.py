@@ -88,7 +88,8 @@ def template(text):
 
 def instantiate(text, env):
     from .build import Builder
-    return Builder(env, functions()).build(template(text))
+    from . import ir
+    return Builder({"pi": ir.pi(), **env}, functions()).build(template(text))
 
 
 def op_rule(node):

@@ -61,7 +61,23 @@ def scalar_fn(name):
     """The SymPy scalar function for an element-wise function name (a data-defined
     function without a SymPy counterpart stays an undefined Function)."""
     f = _SCALAR_FNS.get(name)
-    return f if f is not None else sp.Function(name)
+    if f is None:
+        f = _SCALAR_FNS[name] = _from_rule(name)
+    return f
+
+
+def _from_rule(name):
+    """A function from the `sympy` entry of the rule table (our own data, not
+    user text): a SymPy function's name, or the value in terms of x."""
+    from . import ruletable
+    text = ruletable.elementwise().get(name, {}).get("sympy")
+    if text is None:
+        return sp.Function(name)
+    if text.isidentifier() and isinstance(getattr(sp, text, None), type):
+        return getattr(sp, text)
+    x = sp.Symbol("x")
+    body = sp.sympify(text, locals={"x": x})
+    return _scalar_function(name, lambda v: body.subs(x, v))
 
 
 def _latex_call(name, inner):
