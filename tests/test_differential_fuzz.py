@@ -56,38 +56,31 @@ def test_every_printed_gradient_reads_back_to_the_same_numbers(run):
     assert not bad, f"{len(bad)} spellings print a gradient that reads back wrong:\n{_report(bad)}"
 
 
-# Minimal reproducers the fuzzer found (benchmarks/fuzz.py shrinks them); each
-# checked by hand with NumPy. Open product bugs: xfail until fixed.
-OPEN = "open product bug, see /tmp/fuzz_findings.md"
+# Minimal reproducers the fuzzer found (benchmarks/fuzz.py shrinks them), each
+# checked by hand with NumPy (/tmp/fuzz_findings.md F1–F6), all fixed since:
+# regression tests. An open one gets marks=pytest.mark.xfail(strict=False).
 FOUND = [
     # F1: a 𝟙 whose length nothing in the printed text fixes
-    pytest.param("sum(P (theta1 - P))", ["theta1"], {"P": "matrix(D,D)"},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F1")),
-    pytest.param("sum(diag(𝟙 + .1) log_softmax(x0))", ["x0"], {},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F1")),
-    pytest.param("b' (W2 log_softmax Wout) sin(p ./ p)", ["Wout"],
-                 {"W2": "matrix(K,D)", "Wout": "matrix(D,K)"},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F1")),
+    ("sum(P (theta1 - P))", ["theta1"], {"P": "matrix(D,D)"}),
+    ("sum(diag(𝟙 + .1) log_softmax(x0))", ["x0"], {}),
+    ("b' (W2 log_softmax Wout) sin(p ./ p)", ["Wout"], {"W2": "matrix(K,D)", "Wout": "matrix(D,K)"}),
     # F2: a constant vector / matrix gradient printed as a scalar
-    pytest.param("||p.^0.50||", ["p"], {"p": "vector(K)"},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F2")),
-    pytest.param("a1 = b2; αβ(a1'(v./a1))", ["v"], {},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F2")),
+    ("||p.^0.50||", ["p"], {"p": "vector(K)"}),
+    ("a1 = b2; αβ(a1'(v./a1))", ["v"], {}),
     # F3: M u printed as Mu, the Greek name; t s1 before ( as ts1(…), a call
-    pytest.param("u' M' q", ["q"], {}, marks=pytest.mark.xfail(strict=False, reason=OPEN + " F3")),
-    pytest.param("P1 = t sigmoid(R)\ns1 = α\nsum P1 s1", ["R"], {"t": "scalar"},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F3")),
+    ("(BW1 y_true)^T M u", ["W1"], {"y_true": "vector(K)", "M": "matrix(C,H)", "u": "vector(H)"}),
+    ("u' M' q", ["q"], {}),
+    ("P1 = t sigmoid(R)\ns1 = α\nsum P1 s1", ["R"], {"t": "scalar"}),
     # F6: an I whose size nothing in the printed text fixes (sum(I))
-    pytest.param("Z2 = B2 + sum(c) I; a^T c sum(Z2)", ["c"], {},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F6")),
-    pytest.param("Z1 = A1 + tr R I\ntr Z1", ["R"], {"R": "matrix(D,D)", "A1": "symmetric(D)"},
-                 marks=pytest.mark.xfail(strict=False, reason=OPEN + " F6")),
+    ("Z2 = B2 + sum(c) I; a^T c sum(Z2)", ["c"], {}),
+    ("Z1 = A1 + tr R I\ntr Z1", ["R"], {"R": "matrix(D,D)", "A1": "symmetric(D)"}),
     # found and fixed while the fuzzer was written (regressions would show here)
     ("‖R ⊙ P‖", ["P", "R"], {"R": "matrix(2,2)", "P": "matrix(2,2)"}),
     ("ρ = x^T x + 0.5; f = z^T (ρ b2)", ["x", "ρ"], {"z": "onehot"}),
     ("c^T softmax(c - c)", ["c"], {}),
     ("sum(Z(y^T x0-W))", ["y"], {}),
     ("ones'(u^T softplus(Z - Z))'", ["u"], {"u": "vector(D)", "Z": "matrix(D,D)"}),
+    ("(y^T w1) ((Z y ./ z)^T z) / 2", ["Z"], {}),  # F4
 ]
 
 
