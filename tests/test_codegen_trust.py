@@ -176,3 +176,25 @@ def test_symmetry_is_not_used_before_differentiating_an_intermediate():
     got, _ = eval_text(f"Z1 = W_out; J = det(Z1^T + S); {text}", {"W_out": "symmetric"}, {"W_out": W, "S": S},
                        like=W)
     np.testing.assert_allclose(got, hand, rtol=1e-6, atol=1e-8)
+
+
+def test_attention_gradient_in_textbook_form_and_right():
+    """softmax's pullback prints as P ⊙ (G − (G ⊙ P)𝟙𝟙ᵀ), not through diag."""
+    N_, M_, D_, C_ = 3, 4, 5, 6
+    A, Q = R.standard_normal((N_, C_)), R.standard_normal((N_, D_))
+    K, V = R.standard_normal((M_, D_)), R.standard_normal((M_, C_))
+    d = 2.5
+
+    def hand(Q, K, V, A, d):
+        S = Q @ K.T / np.sqrt(d)
+        P = np.exp(S - S.max(1, keepdims=True))
+        P /= P.sum(1, keepdims=True)
+        return np.sum(A * (P @ V))
+
+    r = Result("tr(A^T softmax(Q K^T / sqrt(d)) V)", ["Q", "K", "V"], {"d": "scalar"})
+    text = r.gradient("Q").text
+    assert "diag" not in text and "⊙ (" in text
+    arrays = dict(Q=Q, K=K, V=V, A=A, d=d)
+    grads = r.numpy_namespace()["gradient"](**arrays)
+    for name, g in zip(["Q", "K", "V"], grads):
+        np.testing.assert_allclose(g, _central(hand, arrays, name), rtol=1e-6, atol=1e-8)
