@@ -133,10 +133,6 @@ def is_zero(x):
     return x.op == "zero" or (x.op == "const" and x.attr == 0)
 
 
-def const_value(x):
-    return x.attr if x.op == "const" else None
-
-
 def is_ones_matrix(x):
     """𝟙, 𝟙ᵀ or 𝟙𝟙ᵀ: an all-ones array."""
     if x.op == "ones":
