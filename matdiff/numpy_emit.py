@@ -351,7 +351,7 @@ class Emitter:
             if a.op == "T":
                 return self.f("sum", P.binop(self.expr(a.args[0]), "*", self.expr(b)))
             return self.f("sum", P.binop(self.expr(a), "*", self.expr(transpose(b))))
-        return self.f("trace", self.expr(x))
+        return self.template(ruletable.ops()["tr"]["numpy"], self.expr(x))
 
     def e_softmax(self, n):
         from .ir import log_softmax
