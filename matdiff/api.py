@@ -1,8 +1,19 @@
 """The Python API: Gradient objects and their outputs."""
 
-from .deep import run_deep
+from .deep import run_deep as _run_deep
 from .engine import Problem, shape_of
 from .printing import to_text, to_latex
+
+
+# Below this IR depth every stage fits the ordinary stack: a deep worker
+# (a thread, ~1 ms to start) is used only for inputs deeper than that.
+_SHALLOW = 300
+
+
+def run_deep(fn, *args, depth=None, **kwargs):
+    if depth is not None and depth < _SHALLOW:
+        return fn(*args, **kwargs)
+    return _run_deep(fn, *args, **kwargs)
 
 
 class Result:
@@ -13,8 +24,8 @@ class Result:
             wrt = [wrt]
         self.wrt = list(dict.fromkeys(wrt))
         # Every stage recurses once per nesting level: run in a deep worker.
-        self.problem = run_deep(Problem, expr, vars)
-        self.nodes = run_deep(self.problem.gradients, self.wrt)
+        self.problem = Problem(expr, vars)  # goes deep by itself for long sources
+        self.nodes = run_deep(self.problem.gradients, self.wrt, depth=self.problem.root.depth)
         self._ns = {}
 
     def gradient(self, name):
@@ -24,7 +35,9 @@ class Result:
         """The generated module for the gradients of `names` (default: all, in order)."""
         from .numpy_emit import module_source
         names = self.wrt if names is None else names
-        return run_deep(module_source, self.problem, {n: self.nodes[n] for n in names})
+        grads = {n: self.nodes[n] for n in names}
+        depth = max([self.problem.root.depth] + [g.depth for g in grads.values()])
+        return run_deep(module_source, self.problem, grads, depth=depth)
 
     def numpy_namespace(self, names=None):
         key = tuple(self.wrt if names is None else names)
@@ -62,7 +75,8 @@ class Gradient:
     @property
     def text(self):
         r = self._result
-        return run_deep(to_text, self.node, r.problem.names, r.eye_name(), r.reserved())
+        return run_deep(to_text, self.node, r.problem.names, r.eye_name(), r.reserved(),
+                        depth=self.node.depth)
 
     @property
     def where(self):
@@ -71,7 +85,7 @@ class Gradient:
         from .printing import Printer, print_where
         r = self._result
         return run_deep(lambda: print_where(Printer(r.problem.names, r.eye_name()), self.node,
-                                            r.reserved())[1])
+                                            r.reserved())[1], depth=self.node.depth)
 
     @property
     def body(self):
@@ -81,12 +95,12 @@ class Gradient:
     @property
     def latex(self):
         r = self._result
-        return run_deep(to_latex, self.node, r.problem.names, r.reserved())
+        return run_deep(to_latex, self.node, r.problem.names, r.reserved(), depth=self.node.depth)
 
     @property
     def sympy(self):
         from .sympy_out import to_sympy
-        return run_deep(to_sympy, self.node)
+        return run_deep(to_sympy, self.node, depth=self.node.depth)
 
     @property
     def shape(self):
