@@ -2,7 +2,7 @@
 
 from .deep import run_deep as _run_deep
 from .engine import Problem, shape_of
-from .printing import to_text, to_latex
+from .printing import LatexPrinter, Printer, print_where, where_lines
 
 
 # Below this IR depth every stage fits the ordinary stack: a deep worker
@@ -52,6 +52,24 @@ class Result:
                                                        for d in shape_of(node)]}
                 for name, node in p.variables.items()}
 
+    def namer(self):
+        """δ / h names for a where block, from the adjoints of this derivation."""
+        from .diff import topo_order
+        from .printing import Namer
+        p = self.problem
+        return Namer(getattr(p, "adjoints", None), topo_order(p.root), self.reserved())
+
+    def printout(self, latex=False, inline=False, names=None):
+        """([body of each gradient], [(name, definition)]): all the gradients
+        with one `where` block for the parts they share (none with inline)."""
+        from .printing import LatexPrinter, Printer, print_results
+        p = self.problem
+        names = self.wrt if names is None else names
+        roots = [self.nodes[n] for n in names]
+        printer = LatexPrinter(p.names) if latex else Printer(p.names, self.eye_name())
+        return run_deep(print_results, printer, roots, self.namer(), inline,
+                        depth=max(r.depth for r in roots) if roots else 0)
+
     def reserved(self):
         """Names a `where` block must not take."""
         return set(self.problem.variables) | set(self.problem.intermediates)
@@ -67,6 +85,7 @@ class Gradient:
         self._result = result
         self.name = name
         self.node = result.nodes[name]
+        self._cache = {}  # latex? -> (body, where definitions)
 
     @property
     def expression(self):
@@ -75,8 +94,7 @@ class Gradient:
     @property
     def text(self):
         r = self._result
-        return run_deep(to_text, self.node, r.problem.names, r.eye_name(), r.reserved(),
-                        depth=self.node.depth)
+        return "\n".join([self.body] + where_lines(self.where))
 
     @property
     def where(self):
@@ -84,18 +102,26 @@ class Gradient:
         `; `-joined before `body` they form a program that parses back."""
         from .printing import Printer, print_where
         r = self._result
-        return run_deep(lambda: print_where(Printer(r.problem.names, r.eye_name()), self.node,
-                                            r.reserved())[1], depth=self.node.depth)
+        return self._printed(False)[1]
+
+    def _printed(self, latex):
+        r = self._result
+        if latex not in self._cache:
+            printer = LatexPrinter(r.problem.names) if latex else Printer(r.problem.names,
+                                                                          r.eye_name())
+            self._cache[latex] = run_deep(print_where, printer, self.node, namer=r.namer(),
+                                          depth=self.node.depth)
+        return self._cache[latex]
 
     @property
     def body(self):
         """The text of the gradient itself, in terms of the `where` names."""
-        return self.text.split("\n", 1)[0]
+        return self._printed(False)[0]
 
     @property
     def latex(self):
-        r = self._result
-        return run_deep(to_latex, self.node, r.problem.names, r.reserved(), depth=self.node.depth)
+        body, defs = self._printed(True)
+        return " \\quad ".join([body] + where_lines(defs, latex=True))
 
     @property
     def sympy(self):

@@ -157,9 +157,13 @@ def _function_name(problem):
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)
 @_common()
 @click.pass_context
-def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps):
+@click.option("--inline", is_flag=True,
+              help="Print each gradient written out in full, without a where block.")
+def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps, inline):
     """Gradient of the scalar EXPR with respect to each --wrt variable."""
     _refuse(ctx, fmt, steps, wrt)
+    if inline and (steps or fmt not in ("text", "latex")):
+        raise click.UsageError("--inline applies to the text and latex formats")
     src = _read_expr(expr, expression, file)
     from .api import Result
     result = Result(src, list(wrt), list(vars_))
@@ -172,14 +176,19 @@ def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps):
         click.echo(result.numpy_source(), nl=False)
         return
     grads = [result.gradient(w) for w in result.wrt]
-    if fmt == "text":
-        for g in grads:
-            click.echo(f"∂{fname}/∂{g.name} = {g.text}")
-    elif fmt == "latex":
-        from .printing import LatexPrinter
+    if fmt in ("text", "latex"):
+        # one `where` block for the parts the gradients share (--inline: none)
+        from .printing import LatexPrinter, where_lines
+        latex = fmt == "latex"
+        bodies, defs = result.printout(latex=latex, inline=inline)
         lp = LatexPrinter()
-        for g in grads:
-            click.echo(f"\\frac{{\\partial {lp.name(fname)}}}{{\\partial {lp.name(g.name)}}} = {g.latex}")
+        for g, body in zip(grads, bodies):
+            if latex:
+                click.echo(f"\\frac{{\\partial {lp.name(fname)}}}{{\\partial {lp.name(g.name)}}} = {body}")
+            else:
+                click.echo(f"∂{fname}/∂{g.name} = {body}")
+        for line in where_lines(defs, latex=latex):
+            click.echo(line)
     elif fmt == "sympy":
         for g in grads:
             click.echo(f"∂{fname}/∂{g.name} = {g.sympy}")

@@ -61,8 +61,9 @@ def pullback(node, i, G):
     return out
 
 
-def gradients(root, targets):
-    """{target: ∂root/∂target} for scalar root; a zero node where it does not depend."""
+def gradients(root, targets, adjoints=None):
+    """{target: ∂root/∂target} for scalar root; a zero node where it does not depend.
+    adjoints, if given, receives {node: its adjoint} for every node reached."""
     order = topo_order(root)
     targets = list(targets)
     tset = set(targets)
@@ -76,6 +77,8 @@ def gradients(root, targets):
         if parts is None:
             continue
         G = parts[0] if len(parts) == 1 else ir.add(*parts)
+        if adjoints is not None:
+            adjoints[n] = G
         if n in tset:
             result[n] = G
         for i, a in enumerate(n.args):

@@ -140,7 +140,8 @@ class Problem:
                 f"a gradient needs a scalar function; wrap it in tr(), sum() or a norm",
                 self.src, (start, len(self.src.rstrip())))
         targets = [self.target(w) for w in wrt]
-        grads = gradients(self.root, targets)
+        self.adjoints = {}  # node -> its adjoint: names the δ's of a where block
+        grads = gradients(self.root, targets, self.adjoints)
         out = {}
         for name, t in zip(wrt, targets):
             g = grads[t]

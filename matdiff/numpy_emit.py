@@ -325,14 +325,36 @@ class Emitter:
                 return P.attr(self.f("linalg.solve", P.attr(X, "T"), lt), "T")
         # Left to right; an outer product inside a longer chain is kept exact.
         acc, rows, cols = self.expr(args[0]), args[0].rows, args[0].cols
-        for f in args[1:]:
-            if (rows, cols) == (1, 1):
-                acc = P.binop(acc, "*", self.expr(f))  # a 1×1 partial product scales
-            elif cols == 1 and f.rows == 1:
-                acc = self.f("outer", acc, self.expr(f))
+        i = 1
+        while i < len(args):
+            f = args[i]
+            if f.op == "diag" and i + 1 < len(args):
+                # A diag(v) B = A @ (v[:, None] * B): a row scaling, never the n×n diag(v)
+                nxt = args[i + 1]
+                v = self.expr(f.args[0])
+                if nxt.op == "ones":
+                    code = v
+                elif _rank(nxt) == 2:
+                    code = P.binop(P.subscript(v, P.tuple_(P.full_slice(), P.none())), "*",
+                                   self.expr(nxt))
+                else:
+                    code = P.binop(v, "*", self.expr(nxt))
+                f, i = nxt, i + 1
+            elif f.op == "diag":
+                code = None  # A diag(v) at the end: A's columns scaled, A * v
+                acc = P.binop(acc, "*", self.expr(f.args[0]))
             else:
-                acc = P.binop(acc, "@", self.expr(f))
+                code = self.expr(f)
+            if code is None:
+                pass
+            elif (rows, cols) == (1, 1):
+                acc = P.binop(acc, "*", code)  # a 1×1 partial product scales
+            elif cols == 1 and f.rows == 1:
+                acc = self.f("outer", acc, code)
+            else:
+                acc = P.binop(acc, "@", code)
             cols = f.cols
+            i += 1
         return acc
 
     def e_T(self, n):
@@ -415,6 +437,18 @@ class Emitter:
             marks.append((len(self.stmts), code))
         return marks
 
+    # -- module assembly (overridden by the JAX and PyTorch emitters) ------
+    def head(self, src, what):
+        return _head(src, self, what)
+
+    def matrix_result(self, code):
+        """A Hessian / Jacobian matrix as returned: always 2-D."""
+        return self.f("atleast_2d", self.f("asarray", code, dtype=P.name("_float")))
+
+    def extra_functions(self, params, wrt):
+        """Definitions after value / value_and_gradient / gradient (a custom_vjp, ...)."""
+        return []
+
 
 def _head(src, em, what):
     """Docstring, imports and helpers. The user's text enters only as a constant."""
@@ -441,9 +475,10 @@ def _module_text(stmts):
     return "\n".join(t for t, _ in parts) + "\n"
 
 
-def module_source(problem, grads, header=None):
-    """The --format numpy module for problem and {name: gradient node}."""
-    em = Emitter(problem.variables)
+def module_source(problem, grads, header=None, emitter=None):
+    """The --format numpy module for problem and {name: gradient node};
+    emitter: an Emitter subclass for another array library (matdiff.emit_jax)."""
+    em = (emitter or Emitter)(problem.variables)
     params = [em.params[v] for v in problem.variables]
     wrt = list(grads)
     g_nodes = [grads[w] for w in wrt]
@@ -460,8 +495,8 @@ def module_source(problem, grads, header=None):
         P.assign("_value_and_gradient", P.name("value_and_gradient")),
         P.function("gradient", params, [P.ret(P.subscript(
             P.call("_value_and_gradient", **{p: P.name(p) for p in params}), P.const(1)))]),
-    ]
-    head = _head(problem.src, em, f"the gradient with respect to {', '.join(wrt)}" if wrt else "")
+    ] + em.extra_functions(params, wrt)
+    head = em.head(problem.src, f"the gradient with respect to {', '.join(wrt)}" if wrt else "")
     return _module_text(head + funcs)
 
 
@@ -472,19 +507,18 @@ def compile_module(source):
     return namespace
 
 
-def higher_module_source(h):
+def higher_module_source(h, emitter=None):
     """The --format numpy module of a Hessian / Jacobian (higher.Higher)."""
     problem = h.problem
     dname = h.direction.attr[0]
-    em = Emitter({**problem.variables, dname: h.direction})
+    em = (emitter or Emitter)({**problem.variables, dname: h.direction})
     user = [em.params[v] for v in problem.variables]
     fn = h.kind
     if h.matrix is not None:
-        marks = em.run([problem.root, h.matrix])
-        (n_forward, ret_v), (_, ret_m) = marks
+        (n_forward, ret_v), = em.run([problem.root])
         value = P.function("value", user, em.stmts[:n_forward] + [P.ret(ret_v)])
-        result = em.f("atleast_2d", em.f("asarray", ret_m, dtype=P.name("_float")))
-        funcs = [value, P.function(fn, user, em.stmts + [P.ret(result)])]
+        (_, ret_m), = em.run([h.matrix])  # its own statements: no forward value it does not use
+        funcs = [value, P.function(fn, user, em.stmts + [P.ret(em.matrix_result(ret_m))])]
     else:
         (n_forward, ret_v), = em.run([problem.root])
         value = P.function("value", user, em.stmts[:n_forward] + [P.ret(ret_v)])
@@ -495,6 +529,6 @@ def higher_module_source(h):
         arrays = P.dict_({p: P.name(p) for p in user})
         body = [P.ret(em.helper("_by_directions", P.name("_directional"), P.name(x), arrays))]
         funcs = [value, directional, P.function(fn, user, body)]
-    head = _head(problem.src, em, f"the {fn} with respect to {h.wrt}"
-                 + (" (vec order: column stacking)" if h.x.cols != 1 else ""))
+    head = em.head(problem.src, f"the {fn} with respect to {h.wrt}"
+                   + (" (vec order: column stacking)" if h.x.cols != 1 else ""))
     return _module_text(head + funcs)

@@ -421,7 +421,7 @@ class LatexPrinter(Printer):
 _SHAPE_KEEPING = {"fn", "pow", "softmax", "log_softmax", "inv", "let"}
 
 
-def unanchored_leaves(root):
+def unanchored_leaves(root, cut=()):
     """The 𝟙, I and 0 leaves of root whose size nothing in the printed text fixes.
 
     Bottom-up, a node's (rows, cols) are determined when variables fix them
@@ -431,7 +431,8 @@ def unanchored_leaves(root):
     factor's rows are fixed by its left neighbour's cols and its cols by its
     right neighbour's rows (the chain's ends by the product's own); T swaps;
     shape-keeping ops pass theirs on. Nothing passes through sum, tr, det, …:
-    `sum(I_n)`, `sum(z𝟙_nᵀ)`.
+    `sum(I_n)`, `sum(z𝟙_nᵀ)`. A part in `cut` is printed as a definition of its
+    own (a `where` block): it fixes only what its own variables fix.
     """
     from .diff import topo_order
     order = topo_order(root)
@@ -460,7 +461,7 @@ def unanchored_leaves(root):
     fixed = {root: (True, True)}
     sized = set()
     for n in reversed(order):
-        fr, fc = fixed[n]
+        fr, fc = fixed[n] if n not in cut else (False, False)
         rows, cols = fr or det[n][0], fc or det[n][1]
         if (n.op == "ones" and not rows) or (n.op == "eye" and not (rows or cols)) \
                 or (n.op == "zero" and not (rows and cols)):
@@ -498,62 +499,137 @@ WHERE_TOTAL = 80
 WHERE_PART = 8
 
 
-def shared_parts(root, names=None, reserved=()):
-    """{node: name} for the subexpressions a `where` block defines: used at least
-    twice in root's tree and large, in a result too large to print inline.
-    Short answers stay inline; so output grows linearly with the DAG."""
+class Namer:
+    """Names for the parts of a `where` block, as the seeds write them: δ for a
+    back-propagated signal (the adjoint of a forward node), with the layer's
+    index when the node shows one (the digits of the intermediate Z2, or of
+    the weight W2 it multiplies), h for a forward value shared by the
+    results; otherwise δ1, δ2, … in order."""
+
+    def __init__(self, adjoints=None, forward=(), reserved=()):
+        self.of = {}
+        for node, g in (adjoints or {}).items():
+            self.of.setdefault(g, node)
+            if g.op == "mul" and not g.is_scalar:  # (…)/N: the δ is the part without 1/N
+                from .ir import mul
+                rest = [f for f in g.args if not f.is_scalar]
+                if rest and len(rest) < len(g.args):
+                    self.of.setdefault(mul(*rest), node)
+        self.forward = set(forward)
+        self.taken = set(reserved)
+        self.k = 0
+
+    def __call__(self, node):
+        base, idx = "δ", None
+        if node in self.of:
+            idx = _layer(self.of[node])
+        elif node in self.forward:
+            base, idx = "h", _layer(node)
+        if idx is not None and f"{base}{idx}" not in self.taken:
+            return self._take(f"{base}{idx}")
+        while True:
+            self.k += 1
+            if f"δ{self.k}" not in self.taken:
+                return self._take(f"δ{self.k}")
+
+    def _take(self, name):
+        self.taken.add(name)
+        return name
+
+
+def _layer(node):
+    """The layer index a node shows: Z2 (a named intermediate), or the digits
+    of the nearest variable that ends in digits (X W2 + b2, σ(H1 W2))."""
+    if node.op == "let":
+        digits = re.search(r"\d+$", node.attr)
+        return digits.group(0) if digits else None
+    level = [node]
+    for _ in range(3):
+        found = [re.search(r"\d+$", n.attr[0]) for n in level if n.op == "var"]
+        found = [m.group(0) for m in found if m]
+        if found:
+            return max(found, key=int)
+        level = [a for n in level for a in n.args if n.op != "let"]
+    return None
+
+
+def shared_parts(roots, names=None, namer=None):
+    """{node: name} for the subexpressions a `where` block defines: used at
+    least twice in the results' trees (a result used inside another counts)
+    and large once their own named parts count as one, when the results
+    together are too large to print inline. Short answers stay inline; so
+    output grows linearly with the DAG."""
     from .diff import topo_order
     names = names or {}
-    order = topo_order(root)
+    namer = namer or Namer()
+    order, seen = [], set()
+    for r in roots:
+        for n in topo_order(r):
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
     size = _tree_sizes(order)
-    if size[root] <= WHERE_TOTAL:
+    if sum(size[r] for r in roots) <= WHERE_TOTAL:
         return {}
     uses = {}
     for n in order:
         for a in n.args:
             uses[a] = uses.get(a, 0) + 1
-    taken = set(reserved) | set(names.values())
-    out, k = {}, 0
+    for r in roots:
+        uses[r] = uses.get(r, 0) + 1
+    out = {}
     left = {}  # printed size once the named parts inside are one name each
     for n in order:
         left[n] = 1 + sum(1 if (a in out or a in names) else left[a] for a in n.args)
         if uses.get(n, 0) >= 2 and left[n] >= WHERE_PART and n not in names and n.op != "let":
-            k += 1
-            while f"δ{k}" in taken:
-                k += 1
-            out[n] = f"δ{k}"
+            out[n] = namer(n)
     return out
 
 
-def print_where(printer, node, reserved=()):
-    """(body, [(name, definition)]) with the shared parts named, in dependency order."""
+def print_results(printer, roots, namer=None, inline=False):
+    """([body of each root], [(name, definition)]): one `where` block shared by
+    all the results, its definitions in dependency order."""
     from .diff import topo_order
-    printer.shared = shared_parts(node, printer.names, reserved)
-    body = printer(node)
-    defs = []
-    for n in topo_order(node):
-        if n in printer.shared:
-            printer.defining = n
-            printer.memo.pop(n, None)
-            defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
-            printer.memo.pop(n, None)
-            printer.defining = None
-    return body, defs
+    printer.shared = {} if inline else shared_parts(roots, printer.names, namer)
+    if printer.sized is None:
+        printer.sized = set().union(*[unanchored_leaves(r, printer.shared) for r in roots])
+    bodies = [printer(r) for r in roots]
+    defs, seen = [], set()
+    for r in roots:
+        for n in topo_order(r):
+            if n in printer.shared and n not in seen:
+                seen.add(n)
+                printer.defining = n
+                printer.memo.pop(n, None)
+                defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
+                printer.memo.pop(n, None)
+                printer.defining = None
+    return bodies, defs
+
+
+def print_where(printer, node, reserved=(), namer=None):
+    """(body, [(name, definition)]) of one result."""
+    bodies, defs = print_results(printer, [node], namer or Namer(reserved=reserved))
+    return bodies[0], defs
+
+
+def where_lines(defs, latex=False):
+    """The `where` block under the results."""
+    if not defs:
+        return []
+    if latex:
+        rows = " \\\\ ".join(f"{k} &= {v}" for k, v in defs)
+        return [f"\\text{{where}}\\quad \\begin{{aligned}} {rows} \\end{{aligned}}"]
+    width = max(len(k) for k, _ in defs)
+    return [f"  where {k.ljust(width)} = {v}" if i == 0 else f"        {k.ljust(width)} = {v}"
+            for i, (k, v) in enumerate(defs)]
 
 
 def to_text(node, names=None, eye_name="I", reserved=()):
     body, defs = print_where(Printer(names, eye_name), node, reserved)
-    if not defs:
-        return body
-    width = max(len(k) for k, _ in defs)
-    lines = [f"  where {k.ljust(width)} = {v}" if i == 0 else f"        {k.ljust(width)} = {v}"
-             for i, (k, v) in enumerate(defs)]
-    return body + "\n" + "\n".join(lines)
+    return "\n".join([body] + where_lines(defs))
 
 
 def to_latex(node, names=None, reserved=()):
     body, defs = print_where(LatexPrinter(names), node, reserved)
-    if not defs:
-        return body
-    rows = " \\\\ ".join(f"{k} &= {v}" for k, v in defs)
-    return f"{body} \\quad\\text{{where}}\\quad \\begin{{aligned}} {rows} \\end{{aligned}}"
+    return " \\quad ".join([body] + where_lines(defs, latex=True))
