@@ -421,6 +421,25 @@ class LatexPrinter(Printer):
 _SHAPE_KEEPING = {"fn", "pow", "softmax", "log_softmax", "inv", "let"}
 
 
+def _topo(roots):
+    """Nodes reachable from any of roots, every argument before its users: one
+    traversal for all the results (each result's own would cost O(k²) for k)."""
+    order, seen = [], set()
+    for root in roots:
+        stack = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((a, False) for a in reversed(node.args) if a not in seen)
+    return order
+
+
 def unanchored_leaves(root, cut=()):
     """The 𝟙, I and 0 leaves of root whose size nothing in the printed text fixes.
 
@@ -434,8 +453,8 @@ def unanchored_leaves(root, cut=()):
     `sum(I_n)`, `sum(z𝟙_nᵀ)`. A part in `cut` is printed as a definition of its
     own (a `where` block): it fixes only what its own variables fix.
     """
-    from .diff import topo_order
-    order = topo_order(root)
+    roots = root if isinstance(root, list) else [root]
+    order = _topo(roots)
     det = {}
     for n in order:
         one = (n.rows == 1, n.cols == 1)
@@ -458,7 +477,7 @@ def unanchored_leaves(root, cut=()):
         else:
             d = (False, False)
         det[n] = (d[0] or one[0], d[1] or one[1])
-    fixed = {root: (True, True)}
+    fixed = {r: (True, True) for r in roots}
     sized = set()
     for n in reversed(order):
         fr, fc = fixed[n] if n not in cut else (False, False)
@@ -496,7 +515,7 @@ def _tree_sizes(order):
 
 # A result whose tree has more nodes than this names its large shared parts.
 WHERE_TOTAL = 80
-WHERE_PART = 8
+WHERE_PART = 4
 
 
 class Namer:
@@ -559,15 +578,9 @@ def shared_parts(roots, names=None, namer=None):
     and large once their own named parts count as one, when the results
     together are too large to print inline. Short answers stay inline; so
     output grows linearly with the DAG."""
-    from .diff import topo_order
     names = names or {}
     namer = namer or Namer()
-    order, seen = [], set()
-    for r in roots:
-        for n in topo_order(r):
-            if n not in seen:
-                seen.add(n)
-                order.append(n)
+    order = _topo(roots)
     size = _tree_sizes(order)
     if sum(size[r] for r in roots) <= WHERE_TOTAL:
         return {}
@@ -589,21 +602,18 @@ def shared_parts(roots, names=None, namer=None):
 def print_results(printer, roots, namer=None, inline=False):
     """([body of each root], [(name, definition)]): one `where` block shared by
     all the results, its definitions in dependency order."""
-    from .diff import topo_order
     printer.shared = {} if inline else shared_parts(roots, printer.names, namer)
     if printer.sized is None:
-        printer.sized = set().union(*[unanchored_leaves(r, printer.shared) for r in roots])
+        printer.sized = unanchored_leaves(list(roots), printer.shared)
     bodies = [printer(r) for r in roots]
-    defs, seen = [], set()
-    for r in roots:
-        for n in topo_order(r):
-            if n in printer.shared and n not in seen:
-                seen.add(n)
-                printer.defining = n
-                printer.memo.pop(n, None)
-                defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
-                printer.memo.pop(n, None)
-                printer.defining = None
+    defs = []
+    for n in _topo(roots):
+        if n in printer.shared:
+            printer.defining = n
+            printer.memo.pop(n, None)
+            defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
+            printer.memo.pop(n, None)
+            printer.defining = None
     return bodies, defs
 
 

@@ -78,13 +78,15 @@ def test_shared_where_block_reads_back_to_the_module(src, wrt, vars, arrays):
 
 
 def test_deltas_follow_the_layers():
-    """δˡ is the back-propagated signal of layer l: δ1 = δ2 W2ᵀ ⊙ H1 ⊙ (1 − H1)."""
+    """δˡ is the back-propagated signal of layer l: δ1 = δ2 W2ᵀ ⊙ H1 ⊙ (1 − H1)
+    (the digits of Z_l), down from δ3 = softmax(Z3) − Y."""
     src = ("Z1 = X W1 + b1; H1 = σ(Z1); Z2 = H1 W2 + b2; H2 = σ(Z2); Z3 = H2 W3 + b3\n"
            "L = -tr(Y^T log softmax(Z3))/N")
     _, defs = Result(src, ["W1", "b1", "W2", "b2", "W3"], {"Y": "onehot"}).printout()
     d = dict(defs)
-    assert set(d) == {"δ1", "δ2"}
-    assert "δ2" in d["δ1"] and "H1" in d["δ1"] and "H2" in d["δ2"]
+    assert set(d) == {"δ1", "δ2", "δ3"}
+    assert d["δ3"] == "softmax(Z3) − Y"
+    assert "δ3" in d["δ2"] and "H2" in d["δ2"] and "δ2" in d["δ1"] and "H1" in d["δ1"]
 
 
 def test_short_answers_stay_inline():
