@@ -70,6 +70,16 @@ class Result:
         return run_deep(print_results, printer, roots, self.namer(), inline,
                         depth=max(r.depth for r in roots) if roots else 0)
 
+    def sympy_printout(self, inline=False):
+        """([SymPy expression of each gradient], [(symbol, expression)]): the
+        where block's shared parts as pairs, the way sympy.cse returns them."""
+        from .printing import _topo, shared_parts
+        from .sympy_out import to_sympy_shared
+        roots = [self.nodes[n] for n in self.wrt]
+        shared = {} if inline else shared_parts(roots, self.problem.names, self.namer())
+        depth = max((r.depth for r in roots), default=0)
+        return run_deep(to_sympy_shared, roots, shared, _topo(roots), depth=depth)
+
     def reserved(self):
         """Names a `where` block must not take."""
         return set(self.problem.variables) | set(self.problem.intermediates)

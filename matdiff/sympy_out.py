@@ -395,6 +395,9 @@ class _Converter:
             return scalar_fn(n.attr)(self.scalar(a))
         return Elementwise(n.attr, self(a))
 
+    def op_let(self, n):
+        return self(n.args[0])  # a named intermediate: its definition
+
     def op_softmax(self, n):
         return sp.Integer(1) if n.is_scalar else Softmax(self(n.args[0]))
 
@@ -413,3 +416,21 @@ class _Converter:
 def to_sympy(node):
     """The SymPy expression of an IR node."""
     return _Converter()(node)
+
+
+def to_sympy_shared(roots, shared, order):
+    """([SymPy expression of each root], [(symbol, expression)]) in the manner
+    of sympy.cse: each node of `shared` ({node: name}, in dependency `order`)
+    becomes a symbol of its shape (a MatrixSymbol, or a Symbol for a scalar),
+    defined once and used by name in the later definitions and the roots."""
+    conv = _Converter()
+    pairs = []
+    for n in order:
+        if n in shared:
+            expr = conv(n)
+            r, c = n.shape
+            sym = sp.Symbol(shared[n]) if (r, c) == (1, 1) else \
+                sp.MatrixSymbol(shared[n], _dim(r), _dim(c))
+            pairs.append((sym, expr))
+            conv.memo[id(n)] = sym
+    return [conv(r) for r in roots], pairs

@@ -105,3 +105,26 @@ def test_printed_size_grows_linearly_with_depth():
         return sum(map(len, bodies)) + sum(len(k) + len(v) for k, v in defs)
     c8, c32 = chars(8), chars(32)
     assert c32 < 5 * c8, (c8, c32)  # linear: 4×; the inline text grows as k³
+
+
+def test_sympy_gets_the_where_block_as_pairs():
+    """Result.sympy_printout(): the shared parts as (symbol, expression) pairs,
+    like sympy.cse; substituted back, the numbers are the module's."""
+    import sympy as sp
+    from test_outputs import sympy_value
+    src = "Z1 = X W1 + b1; H1 = σ(Z1); Z2 = H1 W2 + b2\nL = -tr(Y^T log softmax(Z2))/N"
+    wrt = ["W1", "b1", "W2"]
+    r = Result(src, wrt, {"Y": "onehot"})
+    exprs, pairs = r.sympy_printout()
+    assert [str(s) for s, _ in pairs] == [k for k, _ in r.printout()[1]]
+    n, d, h, c = 3, 2, 4, 5
+    arrays = dict(X=R.standard_normal((n, d)), W1=R.standard_normal((d, h)),
+                  b1=R.standard_normal(h), W2=R.standard_normal((h, c)),
+                  b2=R.standard_normal(c), Y=_onehot(n, c))
+    grads = r.numpy_namespace()["gradient"](**arrays)
+    for name, expr, g in zip(wrt, exprs, grads):
+        for sym, definition in reversed(pairs):
+            expr = expr.xreplace({sym: definition})
+        assert isinstance(expr, sp.Basic)
+        got = sympy_value(expr, {**arrays, "N": n}, r.problem.variables)
+        np.testing.assert_allclose(np.reshape(got, np.shape(g)), g, rtol=1e-9, atol=1e-12)
