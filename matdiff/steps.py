@@ -87,7 +87,8 @@ def derivation(result, fname="L"):
                     continue
                 d = _differential(pr, n, i)
                 if d is not None and (len([x for x in n.args if reach[x]]) == 1):
-                    lines.append(f"    d{pr(n)} = {d}" if _named(pr, n) else f"    d({pr(n)}) = {d}")
+                    step = f"    d{pr(n)} = {d}" if _named(pr, n) else f"    d({pr(n)}) = {d}"
+                    lines.append(step + _cite(n))
                 contrib = pullback(n, i, G)
                 frontier[a] = ir.add(frontier[a], contrib) if a in frontier else contrib
             terms = [_term(pr, g, m) for m, g in sorted(frontier.items(), key=lambda kv: -index[kv[0]])
@@ -110,6 +111,18 @@ def _gradient_form(pr, G, x):
         return f"{pr.paren(g) if prec < 4 else g} {dx}"
     gt = f"{pr.paren(g) if prec < 6 else g}ᵀ"
     return f"{gt} {dx}" if x.cols == 1 else f"tr({gt} {dx})"
+
+
+def _cite(node):
+    """The identity a step uses, named by the op's rule entry."""
+    name = ruletable.ops().get(node.op, {}).get("name")
+    if name is None:
+        return ""
+    if node.op == "fn":
+        name = name.replace("{f}", ruletable.text_name(node.attr))
+    elif node.op == "mul" and sum(not a.is_scalar or a.op != "const" for a in node.args) == 1:
+        name = "constant factor"
+    return f"    [{name}]"
 
 
 def _named(pr, node):
