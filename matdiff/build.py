@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from . import ir
 from .errors import NameError_, ShapeError, DerivativeError
-from .shapes import integer_exponent
+from .shapes import axis_reduction_axis, integer_exponent
 
 
 class _Ones:
@@ -20,11 +20,14 @@ class _Ones:
 
 
 class Builder:
-    def __init__(self, env, functions, src="", sized=None):
+    def __init__(self, env, functions, src="", sized=None, kept=()):
         self.env = env  # name -> IR node
         self.functions = functions  # canonical element-wise names
         self.src = src
         self.sized = sized or {}  # id(ast) -> resolved dim (user input)
+        # id(ast) of the N×1 results of axis reductions (shapes.Inference.kept):
+        # they broadcast along their size-1 axis, not as vectors
+        self.kept = kept
 
     def build(self, ast):
         out = self.node(ast)
@@ -100,30 +103,49 @@ class Builder:
 
     def b_div(self, ast):
         a, b = self.build(ast.args[0]), self.build(ast.args[1])
-        a, b = self.broadcast(a, b)
+        a, b = self.broadcast(a, b, ast)
         return ir.mul(a, ir.recip(b))
 
     def b_had(self, ast):
-        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]), ast)
         return ir.mul(a, b)
 
     def b_ediv(self, ast):
-        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]), ast)
         return ir.mul(a, ir.recip(b))
 
     def b_add(self, ast):
-        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]), ast)
         return ir.add(a, b)
 
     def b_sub(self, ast):
-        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]))
+        a, b = self.broadcast(self.build(ast.args[0]), self.build(ast.args[1]), ast)
         return ir.sub(a, b)
 
-    def broadcast(self, a, b):
-        """NumPy broadcasting of a vector against a matrix, made explicit: 𝟙bᵀ."""
-        if a.is_scalar or b.is_scalar or a.shape == b.shape:
+    def broadcast(self, a, b, ast=None):
+        """NumPy broadcasting made explicit: a vector b against a matrix is 𝟙bᵀ;
+        a kept N×1 m (an axis reduction's result) against N×D is m𝟙ᵀ, against
+        a row r it is m𝟙ᵀ + 𝟙r."""
+        if a.is_scalar or b.is_scalar:
+            return a, b
+        kept_a = ast is not None and id(ast.args[0]) in self.kept
+        kept_b = ast is not None and id(ast.args[1]) in self.kept
+        if kept_a or kept_b:
+            return self._expand_kept(a, b, kept_a), self._expand_kept(b, a, kept_b)
+        if a.shape == b.shape:
             return a, b
         return self._expand(a, b), self._expand(b, a)
+
+    @staticmethod
+    def _expand_kept(v, m, kept):
+        """v against m where one of them is a kept N×1 (kept: v is)."""
+        if kept:
+            if m.cols == 1:
+                return v  # against a column: element-wise
+            return ir.matmul(v, ir.transpose(ir.ones(m.cols)))
+        if v.rows == 1 and m.cols == 1:  # a row against the kept column
+            return ir.matmul(ir.ones(m.rows), v)
+        return v
 
     @staticmethod
     def _expand(v, m):
@@ -161,8 +183,11 @@ class Builder:
         if fname == "eye_like":
             return ir.eye(self.build(ast.args[0]).rows)
         x = self.build(ast.args[0])
+        if fname in ("sum", "mean", "var") and len(ast.args) == 2:
+            axis = axis_reduction_axis(ast, self.src)
+            return {"sum": ir.sum_axis, "mean": ir.mean, "var": ir.variance}[fname](x, axis)
         if fname in self.functions:
-            return ir.fn(fname, x)
+            return ir.fn(fname, x, *[self.build(a) for a in ast.args[1:]])
         if fname == "inv" and (x.cols == 1 or x.rows == 1):
             return ir.recip(x)
         if fname == "diag":
@@ -179,6 +204,7 @@ class Builder:
 
 _CALLS = {
     "tr": ir.tr, "det": ir.det, "logdet": ir.logdet, "sum": ir.sum_, "norm": ir.norm,
+    "mean": ir.mean, "var": ir.variance,
     "inv": ir.inv, "softmax": ir.softmax, "log_softmax": ir.log_softmax,
     "logsumexp": ir.logsumexp,
 }

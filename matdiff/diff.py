@@ -45,8 +45,8 @@ def rule_env(node, i, G=None):
             env["O"] = ir.mul(*others) if others else ir.num(1)
     else:
         env.update(zip(names, node.args))
-    if node.op == "fn":
-        env["D"] = ruletable.derivative(node.attr, arg)
+    if node.op == "fn":  # f′ for the argument, ∂f/∂p for a parameter
+        env["D"] = ruletable.derivative(node.attr, node.args[0], node.args[1:], i)
     return env, names[i]
 
 

@@ -106,7 +106,7 @@ class Problem:
         for name in inf.constants:
             env[name] = ir.pi()
         sized = {k: resolved(d) for k, d in inf.sized.items()}
-        builder = Builder(env, ruletable.functions(), src, sized)
+        builder = Builder(env, ruletable.functions(), src, sized, inf.kept)
         self.intermediates = {}
         node = None
         for name, ast in stmts:

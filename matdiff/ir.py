@@ -11,7 +11,7 @@ Ops and their args / attr:
   add(*terms)   mul(*factors)  element-wise product, scalars broadcast
   pow(base, exponent)  element-wise power   matmul(*chain) (>= 2 non-scalars)
   T  inv  tr  det  logdet  sum  norm  diag (vector->matrix)
-  diagvec (matrix->vector)  fn(name)  softmax  log_softmax  logsumexp
+  diagvec (matrix->vector)  fn(name; x, params...)  softmax  log_softmax  logsumexp
 """
 
 import weakref
@@ -557,7 +557,7 @@ def transpose(x):
     if op == "add" and _transpose_free(x):
         return add(*[transpose(a) for a in x.args])
     if op == "fn" and _transpose_free(x.args[0]):
-        return fn(x.attr, transpose(x.args[0]))
+        return fn(x.attr, transpose(x.args[0]), *x.args[1:])
     if op == "pow" and _transpose_free(x.args[0]):
         return power(transpose(x.args[0]), x.args[1])
     if op == "inv" and x.args[0].op == "T":
@@ -660,6 +660,33 @@ def sum_(x):
     return _make("sum", (x,), None, (1, 1))
 
 
+def sum_axis(x, axis):
+    """NumPy's sum(x, axis) with the axis kept: x𝟙 (N×1) for axis 1, 𝟙ᵀx (1×D)
+    for axis 0."""
+    if axis == 1:
+        return matmul(x, ones(x.cols))
+    return matmul(transpose(ones(x.rows)), x)
+
+
+def mean(x, axis=None):
+    """The mean of all entries (a scalar), or along an axis, kept: x𝟙/D, 𝟙ᵀx/N."""
+    if axis is None:
+        return mul(sum_(x), recip(mul(dim(x.rows), dim(x.cols))))
+    return mul(sum_axis(x, axis), recip(dim(x.cols if axis == 1 else x.rows)))
+
+
+def variance(x, axis=None):
+    """The population variance of all entries, or along an axis (kept):
+    mean((x − mean(x, 1)𝟙ᵀ).^2, 1) for axis 1."""
+    if axis is None:
+        centred = add(x, neg(mean(x)))
+    elif axis == 1:
+        centred = add(x, neg(matmul(mean(x, 1), transpose(ones(x.cols)))))
+    else:
+        centred = add(x, neg(matmul(ones(x.rows), mean(x, 0))))
+    return mean(power(centred, num(2)), axis)
+
+
 def norm(x):
     if x.is_scalar:
         return fn("abs", x)
@@ -710,8 +737,16 @@ def _elementwise(name):
     return ruletable.elementwise().get(name, {})
 
 
-def fn(name, x):
-    """Element-wise function by canonical name; rewrites keep textbook forms."""
+def fn(name, x, *params):
+    """Element-wise function by canonical name, with its scalar parameters
+    (`elu(x, α)`: the arguments after x); rewrites keep textbook forms."""
+    for p in params:
+        if not p.is_scalar:
+            raise ShapeError(f"the parameter of {name} must be a scalar, not {_fmt(p.shape)}")
+    if params:
+        if is_zero(x) and _elementwise(name).get("keeps_zero"):
+            return x
+        return _make("fn", (x, *params), name, x.shape)
     if name == "log":
         if x.op == "fn" and x.attr == "exp":
             return x.args[0]

@@ -17,6 +17,7 @@ node's shape); 𝟙ᵀG becomes a column sum, diag(v)M a row scaling.
 
 import ast
 import keyword
+import re
 import unicodedata
 
 from . import pyast as P
@@ -60,6 +61,13 @@ HELPERS = {
 ''',
     "_gelu_tanh": '''def _gelu_tanh(x):
     return 0.5 * x * (1.0 + _np.tanh(_np.sqrt(2.0 / _np.pi) * (x + 0.044715 * x ** 3)))
+''',
+    "_elu": '''def _elu(x, alpha):
+    # x for x > 0, alpha (e^x - 1) otherwise (expm1 of min(x, 0): no overflow)
+    return _np.where(x > 0, x, alpha * _np.expm1(_np.minimum(x, 0.0)))
+''',
+    "_leaky_relu": '''def _leaky_relu(x, alpha):
+    return _np.where(x > 0, x, alpha * x)
 ''',
     "_by_directions": '''def _by_directions(directional, x, arrays):
     # the columns of a Hessian / Jacobian: directional derivatives along each
@@ -115,10 +123,12 @@ _TEMPLATES = {}
 
 
 def _template(text):
-    """A rule's code template ('_np.exp({x})') as a tree with slot names."""
+    """A rule's code template ('_np.exp({x})', '_elu({x}, {alpha})') as a tree
+    with slot names: {X} and {x} are `_slot_X`, a parameter {p} is `_slot_p`."""
     tree = _TEMPLATES.get(text)
     if tree is None:
-        tree = P.parse_expr(text.replace("{X}", "_slot_X").replace("{x}", "_slot_X"))
+        slotted = re.sub(r"\{(\w+)\}", lambda m: "_slot_" + ("X" if m[1] in "xX" else m[1]), text)
+        tree = P.parse_expr(slotted)
         _TEMPLATES[text] = tree
     return tree
 
@@ -171,9 +181,12 @@ class Emitter:
         self.helpers.add(hname)
         return P.call(hname, *args)
 
-    def template(self, text, arg):
+    def template(self, text, arg, **params):
+        """text's tree with {x} (or {X}) replaced by arg and each {p} by params[p]."""
         self.need_helpers(text)
-        return P.substitute(_template(text), {"_slot_X": arg})
+        slots = {"_slot_" + k: v for k, v in params.items()}
+        slots["_slot_X"] = arg
+        return P.substitute(_template(text), slots)
 
     def need_helpers(self, text):
         """The helpers `text` calls, and the helpers they call."""
@@ -384,7 +397,8 @@ class Emitter:
 
     def e_fn(self, n):
         code, full = self.lite(n.args[0])
-        return self.template(ruletable.elementwise()[n.attr]["numpy"], code), full
+        params = {p: self.expr(a) for p, a in zip(ruletable.params(n.attr), n.args[1:])}
+        return self.template(ruletable.elementwise()[n.attr]["numpy"], code, **params), full
 
     def __getattr__(self, attr):
         """e_<op> for the other one-argument ops: their `numpy` entry in rules/ops.toml."""

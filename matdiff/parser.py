@@ -28,7 +28,7 @@ STRUCTURAL = {
     "tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet", "sum": "sum",
     "norm": "norm", "diag": "diag", "inv": "inv", "softmax": "softmax",
     "log_softmax": "log_softmax", "logsoftmax": "log_softmax",
-    "logsumexp": "logsumexp",
+    "logsumexp": "logsumexp", "mean": "mean", "var": "var",
 }
 TEMPLATE_ONLY = {"ones_like": "ones_like", "eye_like": "eye_like"}
 

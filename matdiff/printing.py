@@ -313,7 +313,8 @@ class Printer:
 
     # -- functions -------------------------------------------------------------
     def p_fn(self, n):
-        return self.call(self.fn_name(n.attr), self(n.args[0])), ATOM
+        # parameters after the argument: leaky_relu(X, 0.1)
+        return self.call(self.fn_name(n.attr), ", ".join(self(a) for a in n.args)), ATOM
 
     def fn_name(self, fname):
         return ruletable.text_name(fname)
@@ -382,6 +383,8 @@ class LatexPrinter(Printer):
 
     def p_fn(self, n):
         tpl = ruletable.elementwise()[n.attr]["latex"]
+        for pname, p in zip(ruletable.params(n.attr), n.args[1:]):
+            tpl = tpl.replace("{" + pname + "}", self(p))
         return tpl.replace("{x}", self(n.args[0])), ATOM
 
     def call(self, fname, arg):

@@ -482,7 +482,10 @@ class _Interp:
             other = b if a.is_scalar else a
             return _Val(other.shape, a.a * b.a if self.arrays else None, other.kept)
         self.unify(a.shape[1], b.shape[0], node, "a matrix product")
-        return _Val((a.shape[0], b.shape[1]), self.xp.dot(a.a, b.a) if self.arrays else None)
+        # A m with m a kept N×1 is M×1 with that axis kept (NumPy: (M,N)@(N,1) is 2-D)
+        kept = (b.kept and _is_one(b.shape[1])) or (a.kept and _is_one(a.shape[0]))
+        return _Val((a.shape[0], b.shape[1]), self.xp.dot(a.a, b.a) if self.arrays else None,
+                    kept)
 
     def _k_prod(self, node):
         return self.matmul(self.node(node.args[0]), self.node(node.args[1]), node)
@@ -528,7 +531,13 @@ class _Interp:
         if ka == kb:
             self.unify(a.shape[0], b.shape[0], node, what)
             self.unify(a.shape[1], b.shape[1], node, what)
-            return _Val(a.shape, op(a.a, b.a) if arr else None, a.kept and b.kept)
+            # N×1 ± an N-vector stays a kept N×1 (matdiff's choice; NumPy has no such vector)
+            return _Val(a.shape, op(a.a, b.a) if arr else None, a.kept or b.kept)
+        if {ka, kb} == {"col", "row"} and (a.kept if ka == "col" else b.kept):
+            # a kept N×1 against a row 1×D: N×D, as NumPy's (N,1) against (1,D)
+            col, row = (a, b) if ka == "col" else (b, a)
+            shape = (col.shape[0], row.shape[1])
+            return _Val(shape, op(a.a, b.a) if arr else None)
         if "mat" not in (ka, kb):
             self.fail(f"shape mismatch in {what}: a column vector against a row vector", node)
         swap = ka == "mat"

@@ -81,15 +81,17 @@ PLACEHOLDERS = ("G", "Y", "X", "A", "B", "L", "R", "O", "D", "p", "x",
 
 
 @lru_cache(maxsize=None)
-def template(text):
+def template(text, extra=()):
+    """A rule template parsed once; `extra` names more placeholders (the
+    parameters of an element-wise function)."""
     from .parser import parse_template
-    return parse_template(text, PLACEHOLDERS, functions())
+    return parse_template(text, PLACEHOLDERS + tuple(extra), functions())
 
 
-def instantiate(text, env):
+def instantiate(text, env, extra=()):
     from .build import Builder
     from . import ir
-    return Builder({"pi": ir.pi(), **env}, functions()).build(template(text))
+    return Builder({"pi": ir.pi(), **env}, functions()).build(template(text, tuple(extra)))
 
 
 def op_rule(node):
@@ -104,19 +106,38 @@ def op_rule(node):
 
 
 def arg_names(node):
+    """The rule names of node's arguments; an op with more arguments than
+    names (an element-wise function's parameters) repeats the last name."""
     entry = ops()[node.op]
     names = entry["args"]
-    return ["X"] * len(node.args) if names == "*" else names
+    if names == "*":
+        return ["X"] * len(node.args)
+    return list(names) + [names[-1]] * (len(node.args) - len(names))
+
+
+def params(fname):
+    """The names of an element-wise function's scalar parameters (elu: alpha)."""
+    return tuple(elementwise()[fname].get("params", ()))
 
 
 @lru_cache(maxsize=None)
-def _derivative_text(fname):
+def _derivative_text(fname, param=None):
     entry = elementwise().get(fname)
+    if param is not None:
+        text = (entry or {}).get("partial", {}).get(param)
+        if text is None:
+            raise DerivativeError(f"the function {fname!r} has no derivative with respect to "
+                                  f"its parameter {param!r}")
+        return text
     if entry is None or "derivative" not in entry:
         raise DerivativeError(f"the function {fname!r} has no derivative")
     return entry["derivative"]
 
 
-def derivative(fname, x):
-    """f'(x) as IR, from the element-wise table."""
-    return instantiate(_derivative_text(fname), {"x": x})
+def derivative(fname, x, args=(), wrt=0):
+    """∂f/∂x (wrt 0) or ∂f/∂(parameter wrt) as IR, from the element-wise table,
+    at x and the parameter values `args`."""
+    names = params(fname)
+    param = None if wrt == 0 else names[wrt - 1]
+    env = {"x": x, **dict(zip(names, args))}
+    return instantiate(_derivative_text(fname, param), env, names)

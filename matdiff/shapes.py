@@ -9,6 +9,7 @@ the resolved dimensions (an int or a name).
 import difflib
 import re
 
+from . import ruletable
 from .errors import ShapeError, NameError_
 from .parser import GREEK_LETTERS, is_greek
 
@@ -154,6 +155,12 @@ class Inference:
         self.constants = set()
         self.shapes = {}  # id(ast) -> its shape, for messages
         self.ONE = lit(1)
+        # The size-1 axis kept by an axis reduction (sum(X, 1) is N×KEPT): a
+        # matrix with one column, which broadcasts NumPy's way (along its
+        # size-1 axis), not a vector (which broadcasts along the last axis).
+        # It is never unified with ONE, so the marker survives.
+        self.KEPT = lit(1)
+        self.kept = set()  # id(ast) of the N×1 kept-axis values, for the builder
         for name, (kind, dims) in decls.items():
             for d in dims:
                 if isinstance(d, str):
@@ -176,6 +183,8 @@ class Inference:
         if ra is rb:
             return
         va, vb = ra.value, rb.value
+        if va == 1 and vb == 1 and ra.rank == 0 and rb.rank == 0:
+            return  # 1 and a kept 1: equal sizes, and the marker stays apart
         if isinstance(va, int) and isinstance(vb, int) and va != vb:
             raise ShapeError(what(), self.src, ast.op_span)
         # A vector's length or a matrix's side never silently becomes 1.
@@ -305,7 +314,13 @@ class Inference:
     def infer(self, ast):
         shape = getattr(self, "i_" + ast.kind)(ast)
         self.shapes[id(ast)] = shape
+        if self.is_kept_col(shape):
+            self.kept.add(id(ast))
         return shape
+
+    def is_kept_col(self, s):
+        """An N×1 matrix (a kept axis), as opposed to an N-vector."""
+        return s[1] is self.KEPT and not _is_one(s[0])
 
     def i_paren(self, ast):
         return self.infer(ast.args[0])
@@ -400,23 +415,42 @@ class Inference:
     i_sub = i_add
 
     def broadcast(self, ast, sa, sb, what):
+        """NumPy broadcasting: a scalar everywhere; a vector against a matrix
+        along the last axis; a kept N×1 (an axis reduction's result) along
+        its size-1 axis, against N×D or a row 1×D (a 1×D row always does)."""
         if is_scalar_shape(sa):
             return sb
         if is_scalar_shape(sb):
             return sa
         a, b = ast.args
         ka, kb = _klass(sa), _klass(sb)
+        kept_a, kept_b = self.is_kept_col(sa), self.is_kept_col(sb)
 
         def msg():
             hint = ""
-            if {ka, kb} == {"col", "mat"}:
+            if {ka, kb} == {"col", "mat"} and not (kept_a or kept_b):
                 hint = " (a vector broadcasts along the last axis; to add down columns write c 𝟙ᵀ)"
+            elif {ka, kb} == {"col", "mat"}:
+                hint = " (an N×1 result of an axis reduction broadcasts along the rows of N×D)"
             return (f"shape mismatch in the {what} of {self.text(a)} and {self.text(b)}: "
                     f"{shape_text(sa)} and {shape_text(sb)}{hint}")
         if ka == kb:
             self.unify(sa[0], sb[0], ast, msg)
             self.unify(sa[1], sb[1], ast, msg)
+            if ka == "col":  # kept if either is: N×1 ± an N-vector stays N×1
+                return (sa[0], self.KEPT if kept_a or kept_b else self.ONE)
+            if ka == "row":
+                return (self.KEPT if self.KEPT in (sa[0], sb[0]) else self.ONE, sa[1])
             return sa
+        if (kept_a or kept_b) and "col" in (ka, kb):
+            col, other = (sa, sb) if kept_a else (sb, sa)
+            if _klass(other) == "row":  # N×1 against 1×D: N×D
+                return (col[0], other[1])
+            if col is sa:
+                self.unify(col[0], other[0], ast, msg)
+            else:
+                self.unify(other[0], col[0], ast, msg)
+            return other
         if {ka, kb} == {"col", "row"}:
             raise ShapeError(msg(), self.src, ast.op_span)
         vec, mat = (sa, sb) if ka != "mat" else (sb, sa)
@@ -453,6 +487,11 @@ class Inference:
 
     def i_call(self, ast):
         fname, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
+        params = ruletable.params(fname) if fname in ruletable.elementwise() else ()
+        if params:
+            return self.parametrized(ast, fname, params)
+        if fname in ("sum", "mean", "var") and len(ast.args) == 2:
+            return self.axis_reduction(ast, fname)
         if len(ast.args) != 1:
             raise ShapeError(f"{fname} takes one argument, got {len(ast.args)}", self.src, ast.span)
         s = self.infer(ast.args[0])
@@ -460,7 +499,7 @@ class Inference:
         if fname in ("tr", "det", "logdet"):
             self.square(s, ast, f"{fname}")
             return scalar
-        if fname == "sum":
+        if fname in ("sum", "mean", "var"):
             return scalar
         if fname == "norm":
             if sub == "2" and _klass(s) == "mat":
@@ -486,6 +525,42 @@ class Inference:
                 return (s[0], self.ONE)
             return scalar
         return s  # element-wise functions, softmax, log_softmax
+
+
+    def axis_reduction(self, ast, fname):
+        """sum/mean/var(X, 1): N×1 (within each row); (X, 0): 1×D; the reduced
+        axis is kept (size 1, marked KEPT: it broadcasts NumPy's way)."""
+        s = self.infer(ast.args[0])
+        axis = axis_reduction_axis(ast, self.src)
+        self.infer(ast.args[1])
+        return (s[0], self.KEPT) if axis == 1 else (self.KEPT, s[1])
+
+    def parametrized(self, ast, fname, params):
+        """f(X, p…): element-wise in X, each parameter a scalar."""
+        want = 1 + len(params)
+        if len(ast.args) != want:
+            shown = ", ".join(["X"] + list(params))
+            raise ShapeError(f"{fname} takes {want} arguments, {fname}({shown}), got "
+                             f"{len(ast.args)}", self.src, ast.span)
+        s = self.infer(ast.args[0])
+        for a, pname in zip(ast.args[1:], params):
+            if not is_scalar_shape(self.infer(a)):
+                raise ShapeError(f"the parameter {pname} of {fname} must be a scalar, but "
+                                 f"{self.text(a)} is {shape_text(self.shapes[id(a)])}",
+                                 self.src, a.span)
+        return s
+
+
+def axis_reduction_axis(ast, src=""):
+    """The axis (0 or 1) of sum/mean/var(X, axis): an integer literal."""
+    a = ast.args[1]
+    while a.kind == "paren":
+        a = a.args[0]
+    if a.kind != "num" or a.value not in ("0", "1"):
+        fname = ast.value if isinstance(ast.value, str) else ast.value[0]
+        raise ShapeError(f"the axis of {fname}(X, axis) must be 0 (down each column: 1×D) "
+                         f"or 1 (along each row: N×1)", src, a.span)
+    return int(a.value)
 
 
 def _klass(s):

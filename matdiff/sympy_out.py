@@ -37,10 +37,11 @@ def _int_shape(shape):
 
 
 def _scalar_function(name, value):
-    """A scalar Function `name` that evaluates on numbers with `value`."""
-    def eval(cls, x):
-        if x.is_Number:
-            return value(x)
+    """A scalar Function `name` that evaluates on numbers with `value` (of the
+    argument and the function's parameters, if any)."""
+    def eval(cls, x, *params):
+        if x.is_Number and all(p.is_Number for p in params):
+            return value(x, *params)
     return type(name, (sp.Function,), {"eval": classmethod(eval)})
 
 
@@ -76,8 +77,9 @@ def _from_rule(name):
     if text.isidentifier() and isinstance(getattr(sp, text, None), type):
         return getattr(sp, text)
     x = sp.Symbol("x")
-    body = sp.sympify(text, locals={"x": x})
-    return _scalar_function(name, lambda v: body.subs(x, v))
+    params = [sp.Symbol(p) for p in ruletable.params(name)]
+    body = sp.sympify(text, locals={"x": x, **{str(p): p for p in params}})
+    return _scalar_function(name, lambda v, *a: body.subs({x: v, **dict(zip(params, a))}))
 
 
 def _latex_call(name, inner):
@@ -110,23 +112,26 @@ class _Named:
 
 
 class Elementwise(_Named, sp.MatrixExpr):
-    """f(X) applied entry by entry."""
+    """f(X) (or f(X, α…) with scalar parameters) applied entry by entry."""
 
-    def __new__(cls, name, arg):
-        return sp.Basic.__new__(cls, Str(name) if isinstance(name, str) else name, arg)
+    def __new__(cls, name, arg, *params):
+        return sp.Basic.__new__(cls, Str(name) if isinstance(name, str) else name, arg,
+                                *map(sp.sympify, params))
 
     fname = property(lambda self: self.args[0].name)
     margs = property(lambda self: self.args[1:])
     shape = property(lambda self: self.args[1].shape)
 
     def _entry(self, i, j, **kw):
-        return scalar_fn(self.fname)(self.args[1][i, j])
+        return scalar_fn(self.fname)(self.args[1][i, j], *self.args[2:])
 
     def doit(self, **hints):
         arg = self.args[1].doit(**hints) if hints.get("deep", True) else self.args[1]
+        params = self.args[2:]
         if _explicit(arg):
-            return sp.ImmutableMatrix(arg.applyfunc(scalar_fn(self.fname)))
-        return self.func(self.args[0], arg)
+            f = scalar_fn(self.fname)
+            return sp.ImmutableMatrix(arg.applyfunc(lambda v: f(v, *params)))
+        return self.func(self.args[0], arg, *params)
 
 
 class _MatFn(_Named, sp.MatrixExpr):
@@ -390,10 +395,11 @@ class _Converter:
         return DiagVec(self(n.args[0]))
 
     def op_fn(self, n):
-        (a,) = n.args
+        a, *params = n.args
+        params = [self.scalar(p) for p in params]
         if a.is_scalar:
-            return scalar_fn(n.attr)(self.scalar(a))
-        return Elementwise(n.attr, self(a))
+            return scalar_fn(n.attr)(self.scalar(a), *params)
+        return Elementwise(n.attr, self(a), *params)
 
     def op_let(self, n):
         return self(n.args[0])  # a named intermediate: its definition

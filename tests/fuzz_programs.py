@@ -555,7 +555,14 @@ class Gen:
         else:
             arg = self.bounded(shape, d)
         self.features.add(f"fn {fname}")
-        return Node("fn", (arg,), shape, attr=fname, pos=fname in POSITIVE_VALUE)
+        params = tuple(self.fn_param() for _ in ruletable.params(fname))
+        return Node("fn", (arg,) + params, shape, attr=fname, pos=fname in POSITIVE_VALUE)
+
+    def fn_param(self):
+        """A scalar parameter (elu's α): a number, or a scalar expression."""
+        if self.rng.random() < 0.6:
+            return Node("num", attr=self.rng.choice([0.1, 0.5, 0.25, 1.5, 2.0]), pos=True)
+        return self.gen((1, 1), 0)
 
     def bounded(self, shape, d):
         """An argument of moderate size (for exp and friends)."""
@@ -1196,6 +1203,9 @@ class Renderer:
 
     def r_fn(self, n):
         name = self.fn_spelling(n.attr)
+        if len(n.args) > 1:  # parameters: elu(Z, α)
+            sep = self.s.pick(", ", ",") if self.s.kind != "spaced" else ", "
+            return R(name + "(" + sep.join(self.render(a).text for a in n.args) + ")", PRIM)
         if n.attr == "abs" and self.s.chance(0.4) and "abs" not in self.bars:
             self.bars.append("abs")
             inner = self.render(n.args[0]).text

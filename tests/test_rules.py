@@ -169,6 +169,10 @@ OP_CASES = {
     "fn": [
         ("exp(mat)", lambda x: ir.fn("exp", x), [M("m", "n")]),
         ("tanh(vec)", lambda x: ir.fn("tanh", x), [V("n")]),
+        # a parameter that is a variable: the rule for p (∂f/∂p)
+        ("leaky_relu(mat,s)", lambda x, a: ir.fn("leaky_relu", x, a), [M("m", "n", "nonzero"), S()]),
+        ("elu(mat,s)", lambda x, a: ir.fn("elu", x, a), [M("m", "n", "nonzero"), S()]),
+        ("elu(vec,s)", lambda x, a: ir.fn("elu", x, a), [V("n", "nonzero"), S()]),
     ],  # every element-wise function: test_elementwise_rule below
     "softmax": [
         ("mat", ir.softmax, [M("m", "n")]),
@@ -219,7 +223,23 @@ REFERENCES = {
     "cosh": lambda x: (np.exp(x) + np.exp(-x)) / 2.0,
     "square": lambda x: x * x,
     "reciprocal": lambda x: 1.0 / x,
+    # with a parameter: f(x, α) at PARAMS' values
+    "elu": lambda x, a: np.where(x > 0, x, a * (np.exp(np.minimum(x, 0.0)) - 1.0)),
+    "leaky_relu": lambda x, a: np.where(x > 0, x, a * x),
 }
+
+# The constant parameter values of functions with parameters, in fn_cases.
+PARAMS = {"alpha": 0.3}
+
+
+def fn_node(fname, x):
+    """f(x), with the parameters of f (if any) at PARAMS' values."""
+    return ir.fn(fname, x, *[ir.num(ir.Fraction(PARAMS[p]).limit_denominator(1000))
+                             for p in ruletable.params(fname)])
+
+
+def reference(fname, a):
+    return REFERENCES[fname](a, *[PARAMS[p] for p in ruletable.params(fname)])
 
 
 # -- building cases --------------------------------------------------------------
@@ -266,7 +286,7 @@ def fn_cases():
         for label, arg in (("vec", V("n", domain)), ("mat", M("m", "n", domain)),
                            ("row", Row("n", domain))):
             x = ir.var("x", arg.kind, arg.shape)
-            out.append((f"fn-{fname}({label})", ir.fn(fname, x), 0, {"x": arg}, "fn"))
+            out.append((f"fn-{fname}({label})", fn_node(fname, x), 0, {"x": arg}, "fn"))
     return out
 
 
@@ -441,11 +461,16 @@ def test_elementwise_entry(fname):
     entry = ruletable.elementwise()[fname]
     assert "derivative" in entry and "numpy" in entry and "latex" in entry
     x = ir.var("x", "vector", ("n", 1))
+    params = [ir.var(p, "scalar", (1, 1)) for p in ruletable.params(fname)]
+    call = ", ".join(["x"] + list(ruletable.params(fname)))
+    env = {"x": x, **{p.attr[0]: p for p in params}}
     for spelling in [fname] + list(entry.get("aliases", ())):
         assert ruletable.functions()[spelling] == fname
-        assert ruletable.instantiate(f"{spelling}(x)", {"x": x}) is ir.fn(fname, x)
-    d = ruletable.derivative(fname, x)
-    assert d.shape in (x.shape, (1, 1))
+        assert ruletable.instantiate(f"{spelling}({call})", env, ruletable.params(fname)) \
+            is ir.fn(fname, x, *params)
+    for k in range(1 + len(params)):  # f′, then ∂f/∂p for each parameter
+        d = ruletable.derivative(fname, x, params, k)
+        assert d.shape in (x.shape, (1, 1))
     assert sum(1 for c in FNS if c[0].startswith(f"fn-{fname}(")) == 3
 
 
@@ -460,15 +485,15 @@ def test_elementwise_numpy_column(fname, label, arg):
     rng = np.random.default_rng(seed(f"numpy-{fname}-{label}"))
     x = ir.var("x", kind_of(arg), arg)
     a = random_value(Arg(kind_of(arg), arg, "positive" if fname in POSITIVE else "nonzero"), rng)
-    got = evaluate(ir.fn(fname, x), {"x": a})
-    want = REFERENCES[fname](a)
+    got = evaluate(fn_node(fname, x), {"x": a})
+    want = reference(fname, a)
     assert np.shape(got) == np.shape(a)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
     if fname not in POSITIVE:  # large |x|: the translation must not overflow or lose the value
         big = np.linspace(-700.0, 700.0, 2 * SIZES["n"] + 1)
         with np.errstate(over="ignore", invalid="ignore"):
-            ref = REFERENCES[fname](big)
-        out = evaluate(ir.fn(fname, ir.var("x", "vector", (2 * SIZES["n"] + 1, 1))), {"x": big})
+            ref = reference(fname, big)
+        out = evaluate(fn_node(fname, ir.var("x", "vector", (2 * SIZES["n"] + 1, 1))), {"x": big})
         fine = np.isfinite(ref)
         np.testing.assert_allclose(out[fine], ref[fine], rtol=1e-12, atol=1e-300)
 
@@ -480,9 +505,9 @@ def test_elementwise_derivative_column(fname, label, arg):
     rng = np.random.default_rng(seed(f"deriv-{fname}-{label}"))
     x = ir.var("x", kind_of(arg), arg)
     a = random_value(Arg(kind_of(arg), arg, "positive" if fname in POSITIVE else "nonzero"), rng)
-    f = ir.fn(fname, x)
+    f = fn_node(fname, x)
     fd = (evaluate(f, {"x": a + EPS}) - evaluate(f, {"x": a - EPS})) / (2 * EPS)
-    d = np.broadcast_to(evaluate(ruletable.derivative(fname, x), {"x": a}), np.shape(a))
+    d = np.broadcast_to(evaluate(ruletable.derivative(fname, x, f.args[1:]), {"x": a}), np.shape(a))
     err = rel_err(d, fd)
     assert err <= RTOL, f"{fname}' = {ruletable.elementwise()[fname]['derivative']}: error {err:.2e}"
 
@@ -502,3 +527,20 @@ def test_evaluate_conventions():
     np.testing.assert_allclose(evaluate(ir.matmul(x, ir.transpose(x)), {"x": v}), np.outer(v, v))
     with pytest.raises(KeyError):
         evaluate(X, {})
+
+
+@pytest.mark.parametrize("fname", sorted(f for f in ruletable.elementwise() if ruletable.params(f)))
+def test_elementwise_partial_column(fname):
+    """`partial.NAME` agrees with central differences of the function in that parameter."""
+    rng = np.random.default_rng(seed(f"partial-{fname}"))
+    x = ir.var("x", "matrix", ("m", "n"))
+    a = random_value(M("m", "n", "nonzero"), rng)
+    names = ruletable.params(fname)
+    ps = [ir.var(p, "scalar", (1, 1)) for p in names]
+    f = ir.fn(fname, x, *ps)
+    at = {"x": a, **{p: PARAMS[p] for p in names}}
+    for k, p in enumerate(names, 1):
+        fd = (evaluate(f, {**at, p: at[p] + EPS}) - evaluate(f, {**at, p: at[p] - EPS})) / (2 * EPS)
+        d = np.broadcast_to(evaluate(ruletable.derivative(fname, x, ps, k), at), np.shape(a))
+        err = rel_err(d, fd)
+        assert err <= RTOL, f"∂{fname}/∂{p}: error {err:.2e}"
