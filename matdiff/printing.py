@@ -129,8 +129,9 @@ class Printer:
                 return f"{left} {right}"
         if left[-1].isdigit() and right[0] in ".":
             return f"{left} {right}"
-        if right[0] == "(" and a and re.fullmatch(r"[a-z][a-z0-9]+", a.group(0)):
-            return f"{left} {right}"  # ts1(…) would read as a call of `ts1`
+        word = re.search(r"[^\W\d_]\w*$", a.group(0)) if a else None  # 3kt: the name kt
+        if right[0] == "(" and word and re.fullmatch(r"[a-z][a-z0-9]+", word.group(0)):
+            return f"{left} {right}"  # ts1(…), 3kt(…) would read as a call of `ts1`, `kt`
         return left + right
 
     def had_sym(self):

@@ -501,6 +501,8 @@ class Gen:
             if rng.random() < 0.3:
                 return Node("mm", (self.ones(r), Node("T", (b,), (1, c))), shape)
             return b
+        if r != 1 and c != 1 and x < 0.55:
+            return self.kept_partner(shape, d)
         if c == 1 and r != 1 and x < 0.3:
             return self.ones(r)
         return self.gen(shape, d)
@@ -523,10 +525,71 @@ class Gen:
 
     def broadcast_partner_pos(self, shape, d):
         r, c = shape
-        if r != 1 and c != 1 and self.rng.random() < 0.3:
+        x = self.rng.random()
+        if r != 1 and c != 1 and x < 0.3:
             self.features.add("broadcast vector")
             return self.gen((c, 1), d, "pos")
+        if r != 1 and c != 1 and x < 0.42:
+            return self.kept_partner(shape, d, positive=True)
         return self.gen(shape, d, "pos")
+
+    # axis reductions, the axis kept: N×1 / 1×D, broadcast NumPy's way
+    def reduction(self, x, fname, axis):
+        """sum/mean/var(x, axis) of a matrix x."""
+        r, c = x.shape
+        self.features.add(f"{fname}(X, {axis})")
+        shape = (r, 1) if axis == 1 else (1, c)
+        return Node("red", (x,), shape, attr=(fname, axis), pos=fname == "var" or x.pos)
+
+    def kept_partner(self, shape, d, positive=False):
+        """An N×1 (axis 1) or 1×D (axis 0) reduction result that broadcasts to
+        the matrix shape N×D: mean(M, 1), sqrt(var(M, 0) + c), …"""
+        rng = self.rng
+        r, c = shape
+        self.features.add("broadcast kept axis")
+        axis = rng.choice([0, 1])
+        k = rng.choice(self.dims)
+        x = self.gen((r, k) if axis == 1 else (k, c), d)
+        if positive:
+            v = self.reduction(x, "var", axis)
+            plus = Node("add", (v, self.number(positive=True)), v.shape, pos=True)
+            if rng.random() < 0.5:
+                return Node("fn", (plus,), v.shape, attr="sqrt", pos=True)
+            return plus
+        red = self.reduction(x, rng.choice(["sum", "mean", "mean", "var"]), axis)
+        if rng.random() < 0.25:
+            return Node("fn", (red,), red.shape, attr=rng.choice(["tanh", "exp", "sin"]))
+        return red
+
+    def m_normalize(self, shape, d):
+        """(M − mean(M, a)) ./ sqrt(var(M, a) + ε): layer norm (a = 1) and batch
+        norm (a = 0), M one subtree used three times."""
+        rng = self.rng
+        axis = rng.choice([0, 1])
+        M = self.gen(shape, d)
+        self.features.add("layer/batch norm")
+        centred = Node("sub", (M, self.reduction(M, "mean", axis)), shape)
+        eps = self.gen((1, 1), 0, "pos") if rng.random() < 0.5 else self.number(positive=True)
+        v = self.reduction(M, "var", axis)
+        den = Node("fn", (Node("add", (v, eps), v.shape, pos=True),), v.shape, attr="sqrt",
+                   pos=True)
+        return Node("ediv", (centred, den), shape)
+
+    def s_reduce(self, shape, d):
+        """mean/var of all entries, or a kept axis reduced further by a product."""
+        rng = self.rng
+        x = rng.random()
+        if x < 0.5:
+            f = rng.choice(["mean", "var"])
+            self.features.add(f"{f}(X)")
+            return Node("call", (self.gen(self.free_shape(), d),), (1, 1), attr=f)
+        n, k = rng.choice(self.dims), rng.choice(self.dims)
+        if x < 0.75:  # aᵀ sum(M, 1)
+            red = self.reduction(self.gen((n, k), d), rng.choice(["sum", "mean", "var"]), 1)
+            a = self.gen((n, 1), d)
+            return Node("mm", (Node("T", (a,), (1, n)), red), (1, 1))
+        red = self.reduction(self.gen((k, n), d), rng.choice(["sum", "mean", "var"]), 0)
+        return Node("mm", (red, self.gen((n, 1), d)), (1, 1))
 
     def p_scale(self, shape, d):
         s = self.gen((1, 1), d)
@@ -600,7 +663,7 @@ class Gen:
                 (self.p_add, 3), (self.s_prod, 2), (self.p_sdiv, 2), (self.p_neg, 1),
                 (self.p_fn, 2), (self.p_pow, 1.5), (self.p_epow, 0.5), (self.s_xent, 1),
                 (self.s_quad_diag, 0.5), (self.s_ones, 1), (self.s_sample_mean, 0.3),
-                (self.s_tr_scalar, 0.2), (self.s_pow_expr, 0.4)]
+                (self.s_tr_scalar, 0.2), (self.s_pow_expr, 0.4), (self.s_reduce, 0.8)]
 
     def s_inner(self, shape, d):
         n = self.rng.choice(self.dims)
@@ -745,7 +808,8 @@ class Gen:
         r, c = shape
         prods = [(self.m_matmul, 4), (self.p_add, 3), (self.p_had, 2), (self.p_ediv, 1),
                  (self.p_scale, 2), (self.p_sdiv, 1.5), (self.p_neg, 0.5), (self.p_fn, 3),
-                 (self.m_softmax, 1), (self.m_T, 1), (self.m_outer, 1), (self.p_epow, 1)]
+                 (self.m_softmax, 1), (self.m_T, 1), (self.m_outer, 1), (self.p_epow, 1),
+                 (self.m_normalize, 0.5)]
         if r == c:
             prods += [(self.m_inv, 1.5), (self.m_mpow, 1.5), (self.m_diag, 0.7),
                       (self.m_eye_plus, 1)]
@@ -1213,6 +1277,11 @@ class Renderer:
             return R("|" + inner + "|", PRIM)
         return self.call(name, n.args[0])
 
+    def r_red(self, n):
+        fname, axis = n.attr
+        sep = self.s.pick(", ", ",") if self.s.kind != "spaced" else ", "
+        return R(f"{fname}({self.render(n.args[0]).text}{sep}{axis})", PRIM)
+
     def r_call(self, n):
         f = n.attr
         arg = n.args[0]
@@ -1287,6 +1356,9 @@ def to_ast(node):
         return Ast("pow", (a[0], Ast("neg", (e,)) if k < 0 else e))
     if op == "fn" or op == "call":
         return Ast("call", a, value=node.attr)
+    if op == "red":
+        fname, axis = node.attr
+        return Ast("call", (a[0], Ast("num", value=str(axis))), value=fname)
     raise ValueError(f"to_ast: unknown op {op!r}")
 
 

@@ -81,6 +81,9 @@ FOUND = [
     ("sum(Z(y^T x0-W))", ["y"], {}),
     ("ones'(u^T softplus(Z - Z))'", ["u"], {"u": "vector(D)", "Z": "matrix(D,D)"}),
     ("(y^T w1) ((Z y ./ z)^T z) / 2", ["Z"], {}),  # F4
+    # 3kt(…) read as 3·kt(…), a call of `kt` (the name after a number before `(`)
+    ("P1 = ||W2||.^1.5 .* tR\nb^T w1k sum P1", ["W2"],
+     {"t": "scalar", "R": "matrix(K,C)", "W2": "matrix(C,K)", "w1": "vector(C)", "k": "scalar"}),
 ]
 
 
@@ -119,7 +122,11 @@ def test_the_generator_draws_from_the_whole_language():
                  "wrt intermediate", "onehot", "spd", "symmetric", "broadcast vector",
                  "broadcast scalar", "matrix power", "elementwise ^ on a non-square matrix",
                  "numeric dims", "dimension scalar", "sample count /N",
-                 "scalar sum as a factor/divisor", "scalar product"):
+                 "scalar sum as a factor/divisor", "scalar product",
+                 # SPEC's "more operations": axis reductions and size-1 broadcasting
+                 "broadcast kept axis", "layer/batch norm", "mean(X)", "var(X)",
+                 "sum(X, 0)", "sum(X, 1)", "mean(X, 0)", "mean(X, 1)", "var(X, 0)",
+                 "var(X, 1)"):
         assert features[feat] > 0, feat
 
 
