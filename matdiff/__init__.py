@@ -25,10 +25,11 @@ def grad(expr, wrt, vars=None):
     return derive(expr, wrt, vars)
 
 
-def kernel(expr, wrt, vars=None):
-    """The compiled value_and_gradient(**arrays) backprop kernel."""
+def kernel(expr, wrt, vars=None, backend="numpy"):
+    """The compiled value_and_gradient(**arrays) backprop kernel of `backend`
+    ("numpy", "jax": jax.numpy, jit-compatible, or "torch")."""
     from .api import derive_all
-    return derive_all(expr, wrt, vars).numpy_namespace()["value_and_gradient"]
+    return derive_all(expr, wrt, vars).namespace(backend)["value_and_gradient"]
 
 
 def __getattr__(name):

@@ -31,20 +31,29 @@ class Result:
     def gradient(self, name):
         return Gradient(self, name)
 
-    def numpy_source(self, names=None):
-        """The generated module for the gradients of `names` (default: all, in order)."""
-        from .numpy_emit import module_source
+    def source(self, backend="numpy", names=None):
+        """The generated module for `backend` ("numpy", "jax" or "torch") and the
+        gradients of `names` (default: all, in order)."""
+        from .backends import source
         names = self.wrt if names is None else names
         grads = {n: self.nodes[n] for n in names}
         depth = max([self.problem.root.depth] + [g.depth for g in grads.values()])
-        return run_deep(module_source, self.problem, grads, depth=depth)
+        return run_deep(source, self.problem, grads, backend, depth=depth)
 
-    def numpy_namespace(self, names=None):
-        key = tuple(self.wrt if names is None else names)
+    def numpy_source(self, names=None):
+        """The generated NumPy module for the gradients of `names` (default: all, in order)."""
+        return self.source("numpy", names)
+
+    def namespace(self, backend="numpy", names=None):
+        """The module of `backend`, executed: {"value": ..., "value_and_gradient": ..., ...}."""
+        key = (backend, tuple(self.wrt if names is None else names))
         if key not in self._ns:
             from .numpy_emit import compile_module
-            self._ns[key] = compile_module(self.numpy_source(key))
+            self._ns[key] = compile_module(self.source(backend, key[1]))
         return self._ns[key]
+
+    def numpy_namespace(self, names=None):
+        return self.namespace("numpy", names)
 
     def variables_json(self):
         p = self.problem
@@ -149,6 +158,15 @@ class Gradient:
     def numpy_function(self):
         """The compiled `gradient(**arrays)` callable."""
         return self._result.numpy_namespace([self.name])["gradient"]
+
+    def source(self, backend="numpy"):
+        """The module `matdiff grad EXPR --wrt NAME --format BACKEND` prints
+        (backend "numpy", "jax" or "torch")."""
+        return self._result.source(backend, [self.name])
+
+    def function(self, backend="numpy"):
+        """The compiled `gradient(**arrays)` of `backend`."""
+        return self._result.namespace(backend, [self.name])["gradient"]
 
     def _repr_latex_(self):
         from .printing import LatexPrinter

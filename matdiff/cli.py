@@ -11,8 +11,9 @@ import click
 from . import __version__
 from .errors import MatdiffError
 
-FORMATS = ["text", "latex", "numpy", "sympy", "json"]
-HIGHER_FORMATS = ["text", "latex", "numpy", "json"]  # hessian, jacobian: no SymPy form
+FORMATS = ["text", "latex", "numpy", "jax", "torch", "sympy", "json"]
+HIGHER_FORMATS = ["text", "latex", "numpy", "jax", "torch", "json"]  # hessian, jacobian: no SymPy form
+CODE_FORMATS = ("numpy", "jax", "torch")  # a module; writing one imports no array library
 
 EXAMPLES = """
 \b
@@ -21,6 +22,7 @@ Examples:
   matdiff grad "x^T A x" --wrt x --var A:symmetric
   matdiff grad "||X W - Y||_F^2" --wrt W --format latex
   matdiff grad "sum(log(1 + exp(-y .* (X w))))" --wrt w --format numpy > kernel.py
+  matdiff grad "-tr(Y^T log softmax(XW+b))" --wrt W --var Y:onehot --format jax
   matdiff check "logdet(X) - tr(A X)" --wrt X
   matdiff hessian "logsumexp(x)" --wrt x
   matdiff jacobian "softmax(W x)" --wrt x
@@ -172,8 +174,8 @@ def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps, inline):
         from .steps import derivation
         click.echo(derivation(result, fname))
         return
-    if fmt == "numpy":
-        click.echo(result.numpy_source(), nl=False)
+    if fmt in CODE_FORMATS:
+        click.echo(result.source(fmt), nl=False)
         return
     grads = [result.gradient(w) for w in result.wrt]
     if fmt in ("text", "latex"):
@@ -228,8 +230,8 @@ def _higher(ctx, kind, expr, expression, wrt, vars_, file, fmt, steps):
     from .higher import Higher
     h = Higher(src, list(wrt), list(vars_), kind)
     fname = _function_name(h.problem)
-    if fmt == "numpy":
-        click.echo(h.numpy_source(), nl=False)
+    if fmt in CODE_FORMATS:
+        click.echo(h.source(fmt), nl=False)
     elif fmt == "json":
         import json
         click.echo(json.dumps({"expression": src, "wrt": h.wrt, "kind": kind,

@@ -114,5 +114,10 @@ class Higher:
         return out
 
     def numpy_source(self):
-        from .numpy_emit import higher_module_source
-        return higher_module_source(self)
+        return self.source("numpy")
+
+    def source(self, backend="numpy"):
+        """The module of value and the Hessian / Jacobian for `backend`
+        ("numpy", "jax" or "torch")."""
+        from .backends import higher_source
+        return higher_source(self, backend)

@@ -724,7 +724,7 @@ class _Interp:
         try:
             import numpy
             self.kink = min(self.kink, float(numpy.min(numpy.abs(raw))))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):  # a traced value (jax, torch autograd)
             pass
 
 
