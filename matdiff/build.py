@@ -8,6 +8,7 @@ inference has already made consistent.
 from fractions import Fraction
 
 from . import ir
+from .dims import product
 from .errors import NameError_, ShapeError, DerivativeError
 from .shapes import axis_reduction_axis, integer_exponent
 
@@ -176,12 +177,36 @@ class Builder:
     def b_epow(self, ast):
         return ir.power(self.build(ast.args[0]), self.build(ast.args[1]))
 
+    def b_kron(self, ast):
+        return ir.kron(self.build(ast.args[0]), self.build(ast.args[1]))
+
+    def size(self, ast):
+        """A size written in the text (unvec's): from inference, or for a
+        template its number / name / product."""
+        d = self.sized.get(id(ast))
+        if d is not None:
+            return d
+        while ast.kind == "paren":
+            ast = ast.args[0]
+        if ast.kind == "num":
+            return int(ast.value)
+        if ast.kind == "prod":
+            return product(self.size(ast.args[0]), self.size(ast.args[1]))
+        return ast.value
+
     def b_call(self, ast):
         fname, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
         if fname == "ones_like":
             return ir.ones_like(self.build(ast.args[0]).shape)
         if fname == "eye_like":
             return ir.eye(self.build(ast.args[0]).rows)
+        if fname == "ones_rows":
+            return ir.ones(self.build(ast.args[0]).rows)
+        if fname == "unvec":
+            return ir.unvec(self.build(ast.args[0]), self.size(ast.args[1]), self.size(ast.args[2]))
+        if fname == "unvec_like":
+            g, like = self.build(ast.args[0]), self.build(ast.args[1])
+            return ir.unvec(g, like.rows, like.cols)
         x = self.build(ast.args[0])
         if fname in ("sum", "mean", "var") and len(ast.args) == 2:
             axis = axis_reduction_axis(ast, self.src)
@@ -204,7 +229,7 @@ class Builder:
 
 _CALLS = {
     "tr": ir.tr, "det": ir.det, "logdet": ir.logdet, "sum": ir.sum_, "norm": ir.norm,
-    "mean": ir.mean, "var": ir.variance,
+    "mean": ir.mean, "var": ir.variance, "vec": ir.vec,
     "inv": ir.inv, "softmax": ir.softmax, "log_softmax": ir.log_softmax,
     "logsumexp": ir.logsumexp,
 }

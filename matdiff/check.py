@@ -21,6 +21,7 @@ module (a namespace or its source text), so a test can feed it a broken one.
 import numpy as np
 
 from .api import Result
+from .dims import factors, size
 from .diff import topo_order
 from .engine import shape_of
 from .numpy_emit import py_name
@@ -63,12 +64,10 @@ def random_inputs(problem, rng, sizes=None):
     for name, node in problem.variables.items():
         shape = []
         for d in shape_of(node):
-            if isinstance(d, int):
-                shape.append(d)
-            else:
-                if d not in dims:
-                    dims[d] = sizes[len(dims) % len(sizes)]
-                shape.append(dims[d])
+            for f in factors(d):  # a product m·n (vec, kron): sizes for m and n
+                if not isinstance(f, int) and f not in dims:
+                    dims[f] = sizes[len(dims) % len(sizes)]
+            shape.append(size(d, dims))
         kind = node.attr[1]
         if kind == "onehot":
             if len(shape) == 1:

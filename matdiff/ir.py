@@ -1,6 +1,7 @@
 """The IR: an immutable, hash-consed expression DAG; every node knows its shape.
 
-Shapes are (rows, cols) with each dimension an int or a dimension name.
+Shapes are (rows, cols) with each dimension an int, a dimension name or a
+product of them (dims.Prod: vec and kron).
 Vectors are (n, 1) columns, scalars (1, 1). Nodes are built only through the
 constructors below, which keep every node in canonical form (like terms
 collected, scalars pulled out, transposes pushed inward, ...): structurally
@@ -11,13 +12,14 @@ Ops and their args / attr:
   add(*terms)   mul(*factors)  element-wise product, scalars broadcast
   pow(base, exponent)  element-wise power   matmul(*chain) (>= 2 non-scalars)
   T  inv  tr  det  logdet  sum  norm  diag (vector->matrix)
-  diagvec (matrix->vector)  fn(name; x, params...)  softmax  log_softmax  logsumexp
+  diagvec (matrix->vector)  fn(name; x, params...)  softmax  vec  unvec  kron  log_softmax  logsumexp
 """
 
 import weakref
 import zlib
 from fractions import Fraction
 
+from .dims import Prod, product
 from .errors import ShapeError
 
 # Weak values: a node lives as long as something uses it, so long-running
@@ -93,8 +95,11 @@ def var(name, kind, shape):
 
 
 def dim(d):
+    """A dimension used as a scalar; a product of dimensions is their product."""
     if isinstance(d, int):
         return num(d)
+    if isinstance(d, Prod):
+        return mul(*[dim(f) for f in d.factors])
     return _make("dim", (), d)
 
 
@@ -495,6 +500,10 @@ def _pair(a, b):
         return transpose(b.args[0])  # 𝟙ᵀdiag(v) = vᵀ
     if a.op == "diag" and b.op == "ones":
         return a.args[0]  # diag(v)𝟙 = v
+    if a.op == "kron" and b.op == "kron" and a.args[0].cols == b.args[0].rows \
+            and a.args[1].cols == b.args[1].rows:
+        # (A ⊗ B)(C ⊗ D) = AC ⊗ BD
+        return kron(matmul(a.args[0], b.args[0]), matmul(a.args[1], b.args[1]))
     return None
 
 
@@ -520,6 +529,8 @@ def is_symmetric(x):
     # independent input, and Z1ᵀ = Z1 holds for its value, not its differential.
     if op in ("inv", "fn", "pow"):
         return is_symmetric(x.args[0])
+    if op == "kron":
+        return all(is_symmetric(a) for a in x.args)
     if op == "matmul":
         ch = x.args
         n = len(ch)
@@ -562,6 +573,8 @@ def transpose(x):
         return power(transpose(x.args[0]), x.args[1])
     if op == "inv" and x.args[0].op == "T":
         return inv(x.args[0].args[0])
+    if op == "kron":  # (A ⊗ B)ᵀ = Aᵀ ⊗ Bᵀ
+        return kron(transpose(x.args[0]), transpose(x.args[1]))
     return _make("T", (x,), None, (x.cols, x.rows))
 
 
@@ -778,6 +791,67 @@ def log_softmax(x):
 def logsumexp(x):
     shape = (1, 1) if x.cols == 1 or x.rows == 1 else (x.rows, 1)
     return _make("logsumexp", (x,), None, shape)
+
+
+# ----------------------------------------------------------------------------
+# Column stacking and Kronecker products (sizes that are products: dims.Prod)
+
+
+def vec(x):
+    """The columns of x stacked: an (m·n)-vector for m×n x."""
+    if x.cols == 1:
+        return x
+    if x.rows == 1:
+        return transpose(x)  # vec(vᵀ) = v
+    if x.op == "zero":
+        return zero((product(x.rows, x.cols), 1))
+    if is_ones_matrix(x):
+        return ones(product(x.rows, x.cols))
+    if x.op == "unvec":
+        return x.args[0]
+    out = _linear(x, vec)
+    if out is not None:
+        return out
+    return _make("vec", (x,), None, (product(x.rows, x.cols), 1))
+
+
+def unvec(g, m, n):
+    """The m×n matrix whose columns are the consecutive m-chunks of the
+    (m·n)-vector g: the inverse (and the adjoint) of vec."""
+    if g.cols != 1 or g.rows != product(m, n):
+        raise ShapeError(f"unvec of {_fmt(g.shape)} into {_fmt((m, n))}")
+    if n == 1:
+        return g
+    if m == 1:
+        return transpose(g)
+    if g.op == "zero":
+        return zero((m, n))
+    if g.op == "ones":
+        return ones_like((m, n))
+    if g.op == "vec" and g.args[0].shape == (m, n):
+        return g.args[0]
+    out = _linear(g, lambda v: unvec(v, m, n))
+    if out is not None:
+        return out
+    return _make("unvec", (g,), None, (m, n))
+
+
+def kron(a, b):
+    """The Kronecker product a ⊗ b: (m·p)×(n·q) for m×n a and p×q b."""
+    if a.is_scalar or b.is_scalar:
+        return mul(a, b)
+    shape = (product(a.rows, b.rows), product(a.cols, b.cols))
+    if is_zero(a) or is_zero(b):
+        return zero(shape)
+    sa, ca = _scalar_parts(a)
+    sb, cb = _scalar_parts(b)
+    if sa or sb:
+        return mul(*sa, *sb, kron(ca, cb))
+    if a.op == "eye" and b.op == "eye":
+        return eye(shape[0])
+    if is_ones_matrix(a) and is_ones_matrix(b):  # all ones
+        return ones_like(shape)
+    return _make("kron", (a, b), None, shape)
 
 
 def let(name, x):

@@ -22,6 +22,7 @@ import unicodedata
 
 from . import pyast as P
 from . import ruletable
+from .dims import Prod, product
 from .diff import topo_order
 from .engine import shape_of
 from fractions import Fraction
@@ -164,6 +165,18 @@ class Emitter:
             return P.subscript(P.attr(param, "shape"), P.const(axis))
         if isinstance(d, int):
             return P.const(d)
+        if isinstance(d, Prod):  # m·n: the product of its factors' sizes
+            code = None
+            for f in d.factors:
+                c = self.dim(f)
+                code = c if code is None else P.binop(code, "*", c)
+            return code
+        for known in self.dims:  # a factor of an array's size m·n: that size // m
+            if isinstance(known, Prod) and d in known.factors:
+                rest = list(known.factors)
+                rest.remove(d)
+                if all(f in self.dims or isinstance(f, int) for f in rest):
+                    return P.binop(self.dim(known), "//", self.dim(product(*rest)))
         from .errors import ShapeError
         raise ShapeError(f"the size {d} cannot be read from any input array: give it, "
                          f"e.g. 1_N or I_N with N a dimension of a variable")
@@ -388,12 +401,39 @@ class Emitter:
             return self.f("sum", P.binop(self.expr(a), "*", self.expr(transpose(b))))
         return self.template(ruletable.ops()["tr"]["numpy"], self.expr(x))
 
+    def e_diagvec(self, n):
+        x = n.args[0]
+        if x.op == "matmul" and x not in self.done and self.uses.get(x, 0) < 2 and not any(
+                f.op in ("inv", "ones") or (f.op == "T" and f.args[0].op == "ones")
+                for f in x.args) and x.args[-1].op != "diag" and not (
+                len(x.args) == 2 and x.args[0].op == "diag"):
+            # diag(A B) = the row sums of A ⊙ Bᵀ: no product matrix is formed
+            from .ir import matmul, transpose
+            a = x.args[0] if len(x.args) == 2 else matmul(*x.args[:-1])
+            prod = P.binop(self.expr(a), "*", self.expr(transpose(x.args[-1])))
+            return prod if a.cols == 1 else self.f("sum", prod, axis=P.const(-1))
+        return self.template(ruletable.ops()["diagvec"]["numpy"], self.expr(x))
+
     def e_softmax(self, n):
         from .ir import log_softmax
         ls = log_softmax(n.args[0])
         if self.uses.get(ls, 0) >= 2:
             return self.f("exp", self.expr(ls))
         return self.template(ruletable.ops()["softmax"]["numpy"], self.expr(n.args[0]))
+
+    def e_unvec(self, n):
+        # column-major: the columns of the result are consecutive chunks of g
+        return self.f("reshape", self.expr(n.args[0]), self.shape_code(n), order=P.const("F"))
+
+    def e_kron(self, n):
+        def as_2d(x):  # vectors are 1-D: a column x[:, None], a row x[None, :]
+            code = self.expr(x)
+            if _rank(x) == 2:
+                return code
+            index = (P.full_slice(), P.none()) if x.cols == 1 else (P.none(), P.full_slice())
+            return P.subscript(code, P.tuple_(*index))
+        code = self.f("kron", *[as_2d(a) for a in n.args])
+        return code if _rank(n) == 2 else self.f("ravel", code)
 
     def e_fn(self, n):
         code, full = self.lite(n.args[0])

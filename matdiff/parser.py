@@ -1,8 +1,8 @@
 """Recursive-descent parser: source text -> AST with source spans.
 
 Precedence, tightest first: postfix (ᵀ ' ^T ^k ^-1 .^ ⁻¹); function
-application; product (juxtaposition, *, @, scalar /); Hadamard (⊙ ∘ .* ./ ⊘);
-unary minus; + and -.
+application; product (juxtaposition, *, @, scalar /); Hadamard and Kronecker
+(⊙ ∘ .* ./ ⊘ ⊗); unary minus; + and -.
 
 A name to be split (`XW`) is replaced in the token list by its chunks (`X`,
 `W`) the first time the parser looks at it, so a split name parses exactly as
@@ -29,8 +29,10 @@ STRUCTURAL = {
     "norm": "norm", "diag": "diag", "inv": "inv", "softmax": "softmax",
     "log_softmax": "log_softmax", "logsoftmax": "log_softmax",
     "logsumexp": "logsumexp", "mean": "mean", "var": "var",
+    "vec": "vec", "unvec": "unvec", "kron": "kron",
 }
-TEMPLATE_ONLY = {"ones_like": "ones_like", "eye_like": "eye_like"}
+TEMPLATE_ONLY = {"ones_like": "ones_like", "eye_like": "eye_like", "ones_rows": "ones_rows",
+                 "unvec_like": "unvec_like"}
 
 # Brackets (and calls, norms) nested deeper than this are a clean error;
 # run_deep (matdiff.deep) gives every stage the stack for this depth.
@@ -171,8 +173,10 @@ class Parser:
         return _negate(arg, signs)
 
     def parse_hadamard(self):
+        """Hadamard products and quotients, and Kronecker products A ⊗ B: one
+        level, left to right."""
         left = self.parse_product()
-        while self.at_op("had", "ediv"):
+        while self.at_op("had", "ediv", "kron"):
             tok = self.next()
             right = self.parse_signed(self.parse_product)
             left = Ast(tok[1], (left, right), span=(left.span[0], right.span[1]),
@@ -369,6 +373,11 @@ class Parser:
                 self.next()
                 args.append(self.parse_expr())
             close = self.expect_op(")", "')'")
+            if fname == "kron":  # kron(A, B) is A ⊗ B
+                if len(args) != 2:
+                    raise ParseError(f"kron takes two arguments, kron(A, B), got {len(args)}",
+                                     self.src, (s, close[3]))
+                return Ast("kron", args, span=(s, close[3]), op_span=(s, e))
             node = Ast("call", args, value=fname, span=(s, close[3]), op_span=(s, e))
             if fname == "norm" and self.peek()[0] == "SUB":
                 tok = self.next()

@@ -9,6 +9,7 @@ import re
 from fractions import Fraction
 
 from . import ruletable
+from .dims import Prod
 
 ADD, NEG, HAD, PROD, APPLY, POSTFIX, ATOM = range(7)
 
@@ -183,10 +184,42 @@ class Printer:
         return f"_{{{d}}}" if self.latex else f"_{d}"
 
     def p_ones(self, n):
+        if n in self.sized and isinstance(n.attr, Prod):
+            return self.kron_of_sized(n, "ones")
         return ("\\mathbf{1}" if self.latex else "𝟙") + self.size(n, n.attr), ATOM
 
     def p_eye(self, n):
+        if n in self.sized and isinstance(n.attr, Prod):
+            return self.kron_of_sized(n, "eye")
         return self.eye_name + self.size(n, n.attr), ATOM
+
+    def kron_of_sized(self, n, op):
+        """𝟙 or I of a size m·n that the text must show: 𝟙_m ⊗ 𝟙_n (a subscript
+        is one name or number)."""
+        from . import ir
+        leaves = [getattr(ir, op)(f) for f in n.attr.factors]
+        self.sized.update(leaves)
+        return self.kron_sym().join(self.p(x)[0] for x in leaves), HAD
+
+    def kron_sym(self):
+        return " \\otimes " if self.latex else " ⊗ "
+
+    def p_kron(self, n):
+        return self.kron_sym().join(self.wrap(a, PROD) for a in n.args), HAD
+
+    def p_unvec(self, n):
+        g = self(n.args[0])
+        if self.latex:
+            return (f"\\operatorname{{vec}}^{{-1}}_{{{self.dim_text(n.rows)},"
+                    f"{self.dim_text(n.cols)}}}\\left({g}\\right)"), ATOM
+        return f"unvec({g}, {self.dim_text(n.rows)}, {self.dim_text(n.cols)})", ATOM
+
+    def dim_text(self, d):
+        """A size as the text reads it back: N, 3, m_A·m_B."""
+        from .dims import factors
+        return ("\\cdot " if self.latex else "·").join(
+            self.name(str(f)) if self.latex and not isinstance(f, int) else str(f)
+            for f in factors(d))
 
     def p_zero(self, n):
         if self.latex:
@@ -417,6 +450,8 @@ class LatexPrinter(Printer):
         return self.number(v), ATOM
 
     def p_eye(self, n):
+        if n in self.sized and isinstance(n.attr, Prod):
+            return self.kron_of_sized(n, "eye")
         return "I" + self.size(n, n.attr), ATOM
 
 

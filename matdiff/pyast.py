@@ -11,7 +11,7 @@ unparser's recursion are reached.
 import ast
 
 _BINOPS = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "@": ast.MatMult,
-           "**": ast.Pow}
+           "**": ast.Pow, "//": ast.FloorDiv}
 
 
 def height(node):

@@ -39,7 +39,8 @@ What it covers (everything the parser accepts):
   and over the entries of a column;
 * every element-wise function of rules/elementwise.toml, plus the SPEC's
   "more operations" (log1p … reciprocal, elu/leaky_relu with α, sum/mean/var
-  along an axis with the axis kept and NumPy size-1 broadcasting, vec, kron),
+  along an axis with the axis kept and NumPy size-1 broadcasting, vec, kron and its
+  inverse unvec(v, m, n), which printed gradients use),
   whichever the parser produces;
 * `𝟙`, `ones`, `1_N`, `ones(N)`, `I`, `eye`, `I_n`: sized from their context
   by a first pass that unifies unknown sizes (each `𝟙`/`I` its own unknown),
@@ -133,7 +134,7 @@ _ELEMENTWISE_2 = {
 _KINKED = {"relu", "abs", "sign", "step", "elu", "leaky_relu"}
 
 _STRUCTURAL = {"tr", "det", "logdet", "sum", "norm", "diag", "inv", "softmax",
-               "log_softmax", "logsumexp", "mean", "var", "vec", "kron",
+               "log_softmax", "logsumexp", "mean", "var", "vec", "kron", "unvec",
                "ones_like", "eye_like"}
 
 
@@ -605,6 +606,8 @@ class _Interp:
             return _Val(x.shape, _ELEMENTWISE_2[fname](xp, x.a, alpha.a) if arr else None, x.kept)
         if fname in ("sum", "mean", "var") and len(args) == 2:
             return self.axis_reduction(fname, args, node)
+        if fname == "unvec":
+            return self.unvec(args, node)
         if len(args) != 1:
             self.fail(f"{fname} takes one argument, got {len(args)}", node)
         if fname == "ones_like":
@@ -673,8 +676,8 @@ class _Interp:
             ls = x.a - self.lse(x.a, axis)
             return _Val(x.shape, xp.exp(ls) if fname == "softmax" else ls)
         if fname == "vec":
-            r, c = x.shape
-            n = r * c if isinstance(_res(r), int) and isinstance(_res(c), int) else _Cell("vec")
+            r, c = _res(x.shape[0]), _res(x.shape[1])
+            n = r * c if isinstance(r, int) and isinstance(c, int) else _Cell("vec")
             return _Val((n, 1), xp.reshape(x.a.T, (-1, 1)) if arr else None)
         if fname == "kron":
             self.fail("kron takes two arguments", node)
@@ -691,6 +694,32 @@ class _Interp:
         xp = self.xp
         big = xp.reshape(a.a, (m, 1, n, 1)) * xp.reshape(b.a, (1, p, 1, q))
         return _Val((m * p, n * q), xp.reshape(big, (m * p, n * q)))
+
+    def unvec(self, args, node):
+        """unvec(v, m, n): the m×n matrix whose columns are v's consecutive
+        m-chunks (column-major), m and n numbers, dimension names or products."""
+        if len(args) != 3:
+            self.fail("unvec takes three arguments (v, rows, cols)", node)
+        v = self.node(args[0])
+        m, n = self.size_arg(args[1]), self.size_arg(args[2])
+        if v.klass not in ("col", "scalar"):
+            self.fail("unvec of a matrix", node)
+        self.unify(v.shape[0], m * n, node, "unvec")
+        return _Val((m, n), self.xp.reshape(v.a, (n, m)).T if self.arrays else None)
+
+    def size_arg(self, a):
+        a = _strip(a)
+        if a.kind == "num" and a.value.isdigit():
+            d = int(a.value)
+        elif a.kind == "name":
+            d = _res(self.named_dim(a.value))
+        elif a.kind == "prod":
+            return self.size_arg(a.args[0]) * self.size_arg(a.args[1])
+        else:
+            self.fail("a size must be a number, a dimension name or a product of them", a)
+        if not isinstance(d, int):
+            self.fail("unvec into a size that is not known", a)
+        return d
 
     def axis_reduction(self, fname, args, node):
         x = self.node(args[0])

@@ -77,7 +77,7 @@ def text_name(fname):
 
 
 PLACEHOLDERS = ("G", "Y", "X", "A", "B", "L", "R", "O", "D", "p", "x",
-                "dX", "dp", "dx")
+                "dX", "dp", "dx", "dA", "dB")
 
 
 @lru_cache(maxsize=None)

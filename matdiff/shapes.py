@@ -10,6 +10,7 @@ import difflib
 import re
 
 from . import ruletable
+from .dims import product
 from .errors import ShapeError, NameError_
 from .parser import GREEK_LETTERS, is_greek
 
@@ -23,7 +24,7 @@ class Dim:
 
     def __init__(self, value=None, rank=2):
         self.parent = None
-        self.value = value  # int, declared name, or auto name
+        self.value = value  # int, declared name, auto name, or a DimProd
         self.rank = rank  # 0 literal, 1 declared, 2 auto: lower wins on unify
 
     def find(self):
@@ -37,8 +38,37 @@ def lit(n):
     return Dim(n, 0)
 
 
+class DimProd:
+    """The value of a Dim that is the product of other Dims (vec(X) has
+    m_X·n_X entries): its factors stay cells, so the product follows them as
+    they are unified."""
+    __slots__ = ("factors",)
+
+    def __init__(self, factors):
+        self.factors = tuple(factors)
+
+
 def resolved(d):
-    return d.find().value
+    """An int, a name, or a dims.Prod of them."""
+    v = d.find().value
+    if isinstance(v, DimProd):
+        return product(*(resolved(f) for f in v.factors))
+    return v
+
+
+def _flat(d):
+    """(coefficient, [root cells]): d as a number times unknown sizes, in the
+    order of construction."""
+    r = d.find()
+    if isinstance(r.value, DimProd):
+        coef, cells = 1, []
+        for f in r.value.factors:
+            c, fs = _flat(f)
+            coef, cells = coef * c, cells + fs
+        return coef, cells
+    if isinstance(r.value, int):
+        return r.value, []
+    return 1, [r]
 
 
 def _is_one(d):
@@ -178,10 +208,24 @@ class Inference:
         Dim.serial += 1
         return Dim(auto_name, 2 + Dim.serial + (10 ** 9 if weak else 0))
 
+    def product(self, *ds):
+        """The Dim d1·d2·… (vec, kron): a number when all are numbers."""
+        ds = [d for d in ds if not _is_one(d)]
+        if not ds:
+            return self.ONE
+        if len(ds) == 1:
+            return ds[0]
+        value = product(*(resolved(d) for d in ds))
+        if isinstance(value, int):
+            return self.dim(value, None)
+        return Dim(DimProd(ds), 1)
+
     def unify(self, a, b, ast, what):
         ra, rb = a.find(), b.find()
         if ra is rb:
             return
+        if isinstance(ra.value, DimProd) or isinstance(rb.value, DimProd):
+            return self.unify_product(ra, rb, ast, what)
         va, vb = ra.value, rb.value
         if va == 1 and vb == 1 and ra.rank == 0 and rb.rank == 0:
             return  # 1 and a kept 1: equal sizes, and the marker stays apart
@@ -198,6 +242,43 @@ class Inference:
         if (rb.rank, 0) < (ra.rank, 0) or isinstance(vb, int) and not isinstance(va, int):
             ra, rb = rb, ra
         rb.parent = ra
+
+    def unify_product(self, ra, rb, ast, what):
+        """Unification where a size is a product (m_X·n_X): equal products;
+        an unknown size becomes the product; a number solves a product with one
+        unknown factor (3·n = 12); two products of as many unknowns are unified
+        factor by factor (vec(X) against vec(Y): X and Y of one shape)."""
+        if not isinstance(ra.value, DimProd):
+            ra, rb = rb, ra  # ra is a product
+        va, vb = resolved(ra), resolved(rb)
+        if va == vb:
+            rb.parent = ra
+            return
+        if isinstance(va, int) and isinstance(vb, int):
+            raise ShapeError(what(), self.src, ast.op_span)
+        ca, fa = _flat(ra)
+        if any(f is rb for f in fa):  # n = m·n: only with m = 1
+            raise ShapeError(what(), self.src, ast.op_span)
+        if not isinstance(rb.value, DimProd):
+            if rb.rank >= 2:  # an unknown size: it is the product
+                rb.parent = ra
+                return
+            if isinstance(vb, int) and len(fa) == 1 and vb % ca == 0 and vb // ca > 1:
+                self.unify(fa[0], self.dim(vb // ca, None), ast, what)
+                rb.parent = ra
+                return
+            if isinstance(vb, int):
+                raise ShapeError(f"{what()}: cannot tell the sizes whose product {va} is {vb} "
+                                 f"(declare them)", self.src, ast.op_span)
+            raise ShapeError(self.needs(ast, va, vb), self.src, ast.span)
+        cb, fb = _flat(rb)
+        if ca != cb or len(fa) != len(fb):
+            raise ShapeError(f"{what()} (the sizes {va} and {vb} are not known to be equal)",
+                             self.src, ast.op_span)
+        for x, y in zip(fa, fb):
+            self.unify(x, y, ast, what)
+        if ra.find() is not rb.find():
+            rb.find().parent = ra.find()
 
     # -- variables ---------------------------------------------------------
     def variable(self, name, ast):
@@ -251,8 +332,8 @@ class Inference:
         names, stack = set(), [a for _, a in stmts]
         while stack:
             a = stack.pop()
-            if a.kind == "name":
-                names.add(a.value)
+            if a.kind == "name" or (a.kind in ("ones", "eye") and a.value is not None):
+                names.add(a.value)  # 𝟙_n_X, I_m_A: sizes too
             stack.extend(a.args)
         bound = {n for n, _ in stmts if n}
         self.sample_count_names(stmts, bound)
@@ -492,6 +573,10 @@ class Inference:
             return self.parametrized(ast, fname, params)
         if fname in ("sum", "mean", "var") and len(ast.args) == 2:
             return self.axis_reduction(ast, fname)
+        if fname == "unvec":
+            return self.unvec(ast)
+        if fname == "kron":
+            raise ShapeError("kron takes two arguments: kron(A, B) or A ⊗ B", self.src, ast.span)
         if len(ast.args) != 1:
             raise ShapeError(f"{fname} takes one argument, got {len(ast.args)}", self.src, ast.span)
         s = self.infer(ast.args[0])
@@ -524,8 +609,47 @@ class Inference:
             if _klass(s) == "mat":
                 return (s[0], self.ONE)
             return scalar
+        if fname == "vec":  # column stacking: an m·n-vector
+            return (self.product(s[0], s[1]), self.ONE)
         return s  # element-wise functions, softmax, log_softmax
 
+
+    def i_kron(self, ast):
+        """A ⊗ B: (m·p)×(n·q) for m×n A and p×q B."""
+        sa, sb = self.infer(ast.args[0]), self.infer(ast.args[1])
+        return (self.product(sa[0], sb[0]), self.product(sa[1], sb[1]))
+
+    def unvec(self, ast):
+        """unvec(v, m, n): the m×n matrix whose columns are v's consecutive
+        m-chunks (the inverse of vec); m and n are sizes: numbers, dimension
+        names or their products (m_A·m_B)."""
+        if len(ast.args) != 3:
+            raise ShapeError(f"unvec takes three arguments, unvec(v, ROWS, COLS), got "
+                             f"{len(ast.args)}", self.src, ast.span)
+        s = self.infer(ast.args[0])
+        m, n = (self.size_of(a) for a in ast.args[1:])
+        if _klass(s) not in ("col", "scalar"):
+            raise ShapeError(f"unvec needs a vector, but {self.text(ast.args[0])} is "
+                             f"{shape_text(s)}", self.src, ast.args[0].span)
+        self.unify(s[0], self.product(m, n), ast, lambda: (
+            f"unvec({self.text(ast.args[0])}, …) needs a vector of {shape_text((m, n))} = "
+            f"{resolved(self.product(m, n))} entries, but it has {shape_text(s[:1])}"))
+        self.sized[id(ast.args[1])], self.sized[id(ast.args[2])] = m, n
+        return (m, n)
+
+    def size_of(self, a):
+        """A size written in the text (unvec's): a positive integer, a dimension
+        name, or a product of them."""
+        while a.kind == "paren":
+            a = a.args[0]
+        if a.kind == "num" and a.value.isdigit() and int(a.value) > 0:
+            return self.dim(int(a.value), None)
+        if a.kind == "name" and not is_greek(a.value):
+            return self.named_dims[a.value] if a.value in self.named_dims else self.dim(a.value, None)
+        if a.kind == "prod":
+            return self.product(self.size_of(a.args[0]), self.size_of(a.args[1]))
+        raise ShapeError("a size must be a positive integer, a dimension name or a product "
+                         "of them", self.src, a.span)
 
     def axis_reduction(self, ast, fname):
         """sum/mean/var(X, 1): N×1 (within each row); (X, 0): 1×D; the reduced

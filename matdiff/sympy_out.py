@@ -217,6 +217,36 @@ class DiagVec(_MatFn):
         return sp.Matrix([m[i, i] for i in range(m.rows)])
 
 
+class Vec(_MatFn):
+    """Column stacking: the m·n-vector of an m×n matrix."""
+    fname = "vec"
+    shape = property(lambda self: (self.args[0].shape[0] * self.args[0].shape[1], sp.Integer(1)))
+
+    def _value(self, m):
+        return sp.Matrix([m[i, j] for j in range(m.cols) for i in range(m.rows)])
+
+
+class Unvec(_Named, sp.MatrixExpr):
+    """The inverse of vec: the m×n matrix whose columns are v's consecutive m-chunks."""
+    fname = "unvec"
+
+    def __new__(cls, arg, m, n):
+        return sp.Basic.__new__(cls, arg, sp.sympify(m), sp.sympify(n))
+
+    margs = property(lambda self: self.args)
+    shape = property(lambda self: (self.args[1], self.args[2]))
+
+    def doit(self, **hints):
+        arg = self.args[0].doit(**hints) if hints.get("deep", True) else self.args[0]
+        m, n = self.args[1:]
+        if _explicit(arg) and _int_shape((m, n)):
+            return sp.ImmutableMatrix(int(m), int(n), lambda i, j: arg[j * int(m) + i, 0])
+        return self.func(arg, m, n)
+
+    def _entry(self, i, j, **kw):
+        return self.args[0][j * self.args[1] + i, 0]
+
+
 # SymPy's own classes, made to turn explicit on doit() once their shape is numeric
 # (plain doit leaves `M + I`, `M + 1` and HadamardPower(M, 2) unevaluated).
 
@@ -281,7 +311,11 @@ LogSumExpScalar = _matrix_function("logsumexp", lambda m: _lse(list(m)))
 
 
 def _dim(d):
-    return sp.Integer(d) if isinstance(d, int) else sp.Symbol(str(d))
+    from .dims import factors
+    if isinstance(d, int):
+        return sp.Integer(d)
+    return sp.Mul(*[sp.Integer(f) if isinstance(f, int) else sp.Symbol(str(f))
+                    for f in factors(d)])  # m·n: a product of symbols
 
 
 def _const(v):
@@ -403,6 +437,15 @@ class _Converter:
 
     def op_let(self, n):
         return self(n.args[0])  # a named intermediate: its definition
+
+    def op_vec(self, n):
+        return Vec(self(n.args[0]))
+
+    def op_unvec(self, n):
+        return Unvec(self(n.args[0]), *self.shape(n))
+
+    def op_kron(self, n):
+        return sp.KroneckerProduct(*[self(a) for a in n.args])
 
     def op_softmax(self, n):
         return sp.Integer(1) if n.is_scalar else Softmax(self(n.args[0]))

@@ -575,6 +575,81 @@ class Gen:
                    pos=True)
         return Node("ediv", (centred, den), shape)
 
+    # column stacking and Kronecker products: sizes that are products (N·D)
+    def prod_dim(self, *ds):
+        """A size N·D (a string the generator only uses with fresh variables)."""
+        ds = [x for x in ds if x != 1]
+        if not ds:
+            return 1
+        if len(ds) == 1:
+            return ds[0]
+        name = "·".join(ds)
+        self.sizes[name] = math.prod(self.sizes[x] for x in ds)
+        return name
+
+    def prod_var(self, shape):
+        """A fresh, undeclared variable of a shape with product sizes."""
+        klass = "col" if shape[1] == 1 else "mat"
+        name = self.fresh_name(self.pool[klass])
+        if name is None:
+            raise _Retry()
+        info = VarInfo(name, shape, "normal", None if name[0].isupper() or klass == "col"
+                       else "matrix")
+        self.vars[name] = info
+        return self.var_node(info)
+
+    def kron(self, a, b):
+        (m, n), (p, q) = a.shape, b.shape
+        self.features.add("kron")
+        return Node("kron", (a, b), (self.prod_dim(m, p), self.prod_dim(n, q)))
+
+    def vec(self, x):
+        self.features.add("vec")
+        return Node("call", (x,), (self.prod_dim(*x.shape), 1), attr="vec")
+
+    def s_vec(self, shape, d):
+        """vec(M)ᵀ vec(M'), pᵀ vec(M), ‖vec(M)‖²."""
+        rng = self.rng
+        x = rng.random()
+        m, n = rng.choice(self.dims), rng.choice(self.dims)
+        v = self.vec(self.gen((m, n), d))
+        if x < 0.35:
+            w = self.vec(self.gen((m, n), d))
+            return Node("mm", (Node("T", (v,), (1, v.shape[0])), w), (1, 1))
+        if x < 0.75:
+            p = self.prod_var(v.shape)
+            return Node("mm", (Node("T", (p,), (1, v.shape[0])), v), (1, 1))
+        return Node("pow", (Node("call", (v,), (1, 1), attr="norm", pos=True),
+                            Node("num", attr=2.0)), (1, 1), pos=True)
+
+    def s_kron(self, shape, d):
+        """sum(W ⊙ (A ⊗ B)), tr(S ⊗ T), pᵀ(x ⊗ y), ‖A ⊗ B‖, sum((A ⊗ B)(C ⊗ D))."""
+        rng = self.rng
+        x = rng.random()
+        dims = self.dims
+        if x < 0.35:
+            A = self.gen(self.free_shape(), d)
+            B = self.gen(self.free_shape(), d)
+            K = self.kron(A, B)
+            W = self.prod_var(K.shape)
+            return Node("call", (Node("had", (W, K), K.shape),), (1, 1), attr="sum")
+        if x < 0.5:
+            a, b = rng.choice(dims), rng.choice(dims)
+            K = self.kron(self.gen((a, a), d), self.gen((b, b), d))
+            return Node("call", (K,), (1, 1), attr="tr")
+        if x < 0.7:
+            a, b = rng.choice(dims), rng.choice(dims)
+            K = self.kron(self.gen((a, 1), d), self.gen((b, 1), d))
+            p = self.prod_var(K.shape)
+            return Node("mm", (Node("T", (p,), (1, K.shape[0])), K), (1, 1))
+        if x < 0.85:
+            K = self.kron(self.gen(self.free_shape(), d), self.gen(self.free_shape(), d))
+            return Node("call", (K,), (1, 1), attr="norm", pos=True)
+        m, n, k, q = (rng.choice(dims) for _ in range(4))
+        K1 = self.kron(self.gen((m, n), d), self.gen((k, q), d))
+        K2 = self.kron(self.gen((n, 1), d), self.gen((q, 1), d))
+        return Node("call", (Node("mm", (K1, K2), (K1.shape[0], 1)),), (1, 1), attr="sum")
+
     def s_reduce(self, shape, d):
         """mean/var of all entries, or a kept axis reduced further by a product."""
         rng = self.rng
@@ -663,7 +738,8 @@ class Gen:
                 (self.p_add, 3), (self.s_prod, 2), (self.p_sdiv, 2), (self.p_neg, 1),
                 (self.p_fn, 2), (self.p_pow, 1.5), (self.p_epow, 0.5), (self.s_xent, 1),
                 (self.s_quad_diag, 0.5), (self.s_ones, 1), (self.s_sample_mean, 0.3),
-                (self.s_tr_scalar, 0.2), (self.s_pow_expr, 0.4), (self.s_reduce, 0.8)]
+                (self.s_tr_scalar, 0.2), (self.s_pow_expr, 0.4), (self.s_reduce, 0.8),
+                (self.s_vec, 0.5), (self.s_kron, 0.7)]
 
     def s_inner(self, shape, d):
         n = self.rng.choice(self.dims)
@@ -1277,6 +1353,13 @@ class Renderer:
             return R("|" + inner + "|", PRIM)
         return self.call(name, n.args[0])
 
+    def r_kron(self, n):
+        a, b = n.args
+        if self.s.chance(0.3):
+            sep = self.s.pick(", ", ",") if self.s.kind != "spaced" else ", "
+            return R(f"kron({self.render(a).text}{sep}{self.render(b).text})", PRIM)
+        return self.binop(self.at(a, HAD), "⊗", self.signed(b, PROD), HAD)
+
     def r_red(self, n):
         fname, axis = n.attr
         sep = self.s.pick(", ", ",") if self.s.kind != "spaced" else ", "
@@ -1356,6 +1439,8 @@ def to_ast(node):
         return Ast("pow", (a[0], Ast("neg", (e,)) if k < 0 else e))
     if op == "fn" or op == "call":
         return Ast("call", a, value=node.attr)
+    if op == "kron":
+        return Ast("kron", a)
     if op == "red":
         fname, axis = node.attr
         return Ast("call", (a[0], Ast("num", value=str(axis))), value=fname)

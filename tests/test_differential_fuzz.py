@@ -126,7 +126,7 @@ def test_the_generator_draws_from_the_whole_language():
                  # SPEC's "more operations": axis reductions and size-1 broadcasting
                  "broadcast kept axis", "layer/batch norm", "mean(X)", "var(X)",
                  "sum(X, 0)", "sum(X, 1)", "mean(X, 0)", "mean(X, 1)", "var(X, 0)",
-                 "var(X, 1)"):
+                 "var(X, 1)", "vec", "kron"):
         assert features[feat] > 0, feat
 
 

@@ -1,6 +1,8 @@
 """SPEC §1 "More operations" that need the language, shapes and IR:
 `elu(Z, α)`, `leaky_relu(Z, α)`; `sum/mean/var(X, axis)` with the axis kept
-and NumPy's size-1 broadcasting (layer norm, batch norm); `mean(X)`, `var(X)`.
+and NumPy's size-1 broadcasting (layer norm, batch norm); `mean(X)`, `var(X)`;
+`vec(X)`, `kron(A, B)` / `A ⊗ B` and `unvec(v, m, n)`, with sizes that are
+products (m·n).
 
 Each case is checked the way tests/test_gradients.py checks its table, against
 NumPy written by hand here (never matdiff's own code): the generated `value`
@@ -40,6 +42,21 @@ def batch_norm(X, eps):
     mu = X.mean(axis=0, keepdims=True)
     var = ((X - mu) ** 2).mean(axis=0, keepdims=True)
     return (X - mu) / np.sqrt(var + eps)
+
+
+def vec(X):
+    """Column stacking, by hand: X's columns one after the other."""
+    return np.concatenate([X[:, j] for j in range(X.shape[1])])
+
+
+def kron(A, B):
+    """The Kronecker product by hand: the block matrix [A_ij B]."""
+    A, B = np.atleast_2d(A), np.atleast_2d(B)
+    return np.block([[A[i, j] * B for j in range(A.shape[1])] for i in range(A.shape[0])])
+
+
+def col(v):
+    return np.reshape(v, (-1, 1))
 
 
 # (id, expression, wrt, vars, hand-written f(**arrays), data specs)
@@ -93,6 +110,36 @@ CASES = [
      ["X", "γ", "β"], {"γ": "vector(D)", "β": "vector(D)"},
      lambda X, γ, β, Y, ε: np.sum(Y * np.tanh(layer_norm(X, ε) * γ + β)),
      {"X": "N,D", "γ": "D", "β": "D", "Y": "N,D", "ε": "pos:scalar"}),
+    # vec, kron, unvec: sizes that are products
+    ("vec-linear", "a^T vec(X)", ["X", "a"], {},
+     lambda a, X: a @ vec(X), {"a": lambda: (20,), "X": "N,D"}),
+    ("vec-quadratic", "vec(X)^T M vec(X)", ["X", "M"], {},
+     lambda X, M: vec(X) @ M @ vec(X), {"X": "C,D", "M": lambda: (12, 12)}),
+    ("vec-program", "v = vec(X W); L = c^T tanh(v)", ["X", "W"], {},
+     lambda X, W, c: c @ np.tanh(vec(X @ W)), {"X": "N,D", "W": "D,C", "c": lambda: (15,)}),
+    ("vec-sum", "sum(vec(X) ⊙ vec(Y))", ["X"], {},
+     lambda X, Y: np.sum(X * Y), {"X": "N,D", "Y": "N,D"}),
+    ("kron-hadamard", "sum(W ⊙ (A ⊗ B))", ["A", "B", "W"], {},
+     lambda W, A, B: np.sum(W * kron(A, B)), {"W": lambda: (15, 28), "A": "N,D", "B": "C,K"}),
+    ("kron-call", "tr(Y^T kron(A, B))", ["A", "B"], {},
+     lambda Y, A, B: np.trace(Y.T @ kron(A, B)), {"Y": lambda: (15, 28), "A": "N,D", "B": "C,K"}),
+    ("kron-vectors", "a^T (x ⊗ y)", ["x", "y"], {},
+     lambda a, x, y: a @ kron(col(x), col(y))[:, 0], {"a": lambda: (15,), "x": "N", "y": "C"}),
+    ("kron-row", "sum(W ⊙ (x^T ⊗ B))", ["x", "B"], {},
+     lambda W, x, B: np.sum(W * kron(x[None, :], B)), {"W": lambda: (3, 35), "x": "N", "B": "C,K"}),
+    ("kron-matvec", "‖(A ⊗ B) v‖^2", ["A", "B", "v"], {},
+     lambda A, B, v: np.sum((kron(A, B) @ v) ** 2), {"A": "N,D", "B": "C,K", "v": lambda: (28,)}),
+    ("kron-square", "logdet(S ⊗ T)", ["S", "T"], {"S": "spd", "T": "spd"},
+     lambda S, T: np.linalg.slogdet(kron(S, T))[1], {"S": "spd:C", "T": "spd:D"}),
+    ("vec-kron-identity", "‖vec(A X B) - (B^T ⊗ A) vec(X)‖^2 + sum(X)", ["X", "A"], {},
+     lambda A, X, B: np.sum((vec(A @ X @ B) - kron(B.T, A) @ vec(X)) ** 2) + np.sum(X),
+     {"A": "N,D", "X": "D,C", "B": "C,K"}),
+    ("kron-of-vec", "‖vec(A ⊗ B) - vec(A) ⊗ vec(B)‖^2", ["A", "B"], {},
+     lambda A, B: np.sum((vec(kron(A, B)) - kron(col(vec(A)), col(vec(B)))[:, 0]) ** 2),
+     {"A": "N,D", "B": "C,K"}),
+    ("unvec", "sum(Y ⊙ tanh(unvec(M x, N, D)))", ["M", "x"], {"Y": "matrix(N,D)"},
+     lambda Y, M, x: np.sum(Y * np.tanh((M @ x).reshape(4, 5).T)),
+     {"Y": "N,D", "M": lambda: (20, 3), "x": "C"}),
     ("batch-norm-declared", "sum(Y ⊙ relu((X - mean(X, 0)) ./ sqrt(var(X, 0) + 0.01)) W)",
      ["X", "W"], {"X": "matrix(N,D)", "W": "matrix(D,C)"},
      lambda Y, X, W: np.sum(Y * (np.maximum(batch_norm(X, 0.01), 0.0) @ W)),
@@ -101,8 +148,14 @@ CASES = [
 
 
 def _data(c):
+    """The data of a case; a spec that is a function gives a shape (sizes that
+    are products: 20 = N·D with N = 5, D = 4)."""
     cid, _, _, _, _, specs = c
-    return make_data({py_name(k): v for k, v in specs.items()}, seed=sum(map(ord, cid)))
+    rng = np.random.default_rng(sum(map(ord, cid)))
+    out = make_data({py_name(k): v for k, v in specs.items() if not callable(v)},
+                    seed=sum(map(ord, cid)))
+    out.update({py_name(k): rng.standard_normal(v()) for k, v in specs.items() if callable(v)})
+    return out
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c[0] for c in CASES])
@@ -192,3 +245,41 @@ def test_kept_axis_is_not_a_vector():
     # sizes stay apart: a kept axis of X against X's own rows, not its columns
     p = Result("sum(X - mean(X, 1))", [], {}).problem
     assert p.variables["X"].shape == ("m_X", "n_X")
+
+
+def test_product_sizes_unify_and_print():
+    p = Result("a^T vec(X) + sum(W ⊙ (A ⊗ B))", [], {}).problem
+    assert p.variables["a"].shape == ("m_X·n_X", 1)
+    assert p.variables["W"].shape == ("m_A·m_B", "n_A·n_B")
+    g = matdiff.grad("sum(W ⊙ (A ⊗ B))", wrt="W")
+    assert g.shape == ("m_A·m_B", "n_A·n_B") and g.text == "A ⊗ B"
+    # numbers multiply out; a number solves a product with one unknown factor
+    p = Result("x^T (a ⊗ y)", [], {"x": "vector(12)", "a": "vector(3)"}).problem
+    assert p.variables["y"].shape == (4, 1)
+    p = Result("x^T vec(X)", [], {"x": "vector(12)", "X": "matrix(3,4)"}).problem
+    assert p.variables["X"].shape == (3, 4)
+    # vec(X) against vec(Y): X and Y of one shape
+    p = Result("vec(X)^T vec(Y)", [], {}).problem
+    assert p.variables["X"].shape == p.variables["Y"].shape
+    # the printed unvec reads back (its sizes are products of names)
+    g = matdiff.grad("a^T vec(A ⊗ B)", wrt="a")
+    assert g.text == "vec(A ⊗ B)"
+    g = matdiff.grad("c^T vec((A ⊗ B) ⊙ W)", wrt="W")
+    assert g.text == "(A ⊗ B) ⊙ unvec(c, m_A·m_B, n_A·n_B)"
+    assert "\\operatorname{vec}^{-1}" in g.latex and "\\otimes" in g.latex
+
+
+@pytest.mark.parametrize("expr,vars,message", [
+    ("sum(X vec(X))", {}, "shape mismatch"),
+    ("x^T vec(X)", {"x": "vector(K)", "X": "matrix(M,N)"}, "needs M·N = K"),
+    ("x^T vec(X)", {"x": "vector(13)", "X": "matrix(3,N)"}, "cannot tell the sizes"),
+    ("sum(kron(A))", {}, "kron takes two arguments"),
+    ("sum(unvec(x, 3))", {}, "unvec takes three arguments"),
+    ("sum(unvec(X, 3, 4))", {}, "unvec needs a vector"),
+    ("sum(unvec(x, 3, α))", {}, "a size must be a positive integer"),
+])
+def test_product_size_errors(expr, vars, message):
+    with pytest.raises(MatdiffError) as e:
+        matdiff.grad(expr, wrt=sorted(Result(expr, [], vars).problem.variables)[:1], vars=vars) \
+            if "kron(A)" not in expr and "unvec(x, 3)" not in expr else matdiff.grad(expr, wrt="A")
+    assert message in str(e.value)

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from matdiff import ir, ruletable
+from matdiff.dims import product, size
 from matdiff.diff import pullback, rule_env, topo_order
 from matdiff.engine import shape_of
 from matdiff.evaluate import evaluate
@@ -189,6 +190,23 @@ OP_CASES = {
         ("vec", ir.logsumexp, [V("n")]),
         ("row", ir.logsumexp, [Row("n")]),
     ],
+    # sizes that are products (dims.Prod): column stacking and Kronecker products
+    "vec": [
+        ("mat", ir.vec, [M("m", "n")]),
+    ],
+    "unvec": [
+        ("vec->mat", lambda g: ir.unvec(g, "m", "n"), [V(product("m", "n"))]),
+        ("vec->mat(numbers)", lambda g: ir.unvec(g, 2, 3), [V(6)]),
+    ],
+    "kron": [
+        ("mat⊗mat", ir.kron, [M("m", "n"), M("k", "q")]),
+        ("mat⊗square", ir.kron, [M("m", "n"), SQ("k", "normal")]),
+        ("vec⊗mat", ir.kron, [V("m"), M("n", "k")]),
+        ("mat⊗vec", ir.kron, [M("m", "n"), V("k")]),
+        ("vec⊗vec", ir.kron, [V("m"), V("n")]),
+        ("row⊗mat", ir.kron, [Row("m"), M("n", "k")]),
+        ("row⊗vec", ir.kron, [Row("m"), V("n")]),
+    ],
 }
 
 KNOWN_BUGS = {}  # case id -> reason: runs as a non-strict xfail until fixed
@@ -295,7 +313,7 @@ def seed(text):
 
 
 def random_value(arg, rng):
-    shape = [SIZES[d] if isinstance(d, str) else d for d in shape_of(ir.var("_", arg.kind, arg.shape))]
+    shape = [size(d, SIZES) for d in shape_of(ir.var("_", arg.kind, arg.shape))]
     d = arg.domain
     if d == "normal":
         a = rng.standard_normal(shape)
@@ -381,10 +399,11 @@ def check_rule(cid, node, i, domains):
     assert dF.shape == node.shape or (arg.is_scalar and dF.is_scalar), \
         f"differential shape {dF.shape}, output {node.shape}"
 
-    # Dimensions a rule's result does not show (tr's pullback G·I) come from
-    # the case's variables.
+    # Dimensions a rule's result does not show (tr's pullback G·I, the sizes m
+    # and n of unvec(g, m, n) with g of m·n entries) come from the case's
+    # variables and G, dX.
     ctx = tuple(n for n in topo_order(node) if n.op == "var") + (G, dX)
-    F = evaluate(node, arrays)
+    F = evaluate(node, arrays, ctx)
     assert np.all(np.isfinite(F)), "F is not finite at the test point"
     dF_val = evaluate(dF, arrays, ctx)
     pb_val = evaluate(pb, arrays, ctx)
@@ -399,14 +418,14 @@ def check_rule(cid, node, i, domains):
         f"adjoint: ⟨G, dF⟩ = {lhs!r} but ⟨pullback, dX⟩ = {rhs!r}\n  dF = {dF!r}\n  pullback = {pb!r}"
 
     # (b) the pullback against central differences of ⟨G, F(X)⟩
-    fd = fd_gradient(lambda a: inner(arrays["G_"], evaluate(node, a)), arrays, xname)
+    fd = fd_gradient(lambda a: inner(arrays["G_"], evaluate(node, a, ctx)), arrays, xname)
     err = rel_err(pb_val, fd)
     assert err <= RTOL, f"pullback {pb!r} vs finite differences: relative error {err:.2e}"
 
     # (c) the differential against (F(X + h dX) - F(X - h dX)) / 2h
     h = EPS
-    fd_dir = (np.asarray(evaluate(node, perturbed(arrays, xname, h * arrays["dX_"])))
-              - np.asarray(evaluate(node, perturbed(arrays, xname, -h * arrays["dX_"])))) / (2 * h)
+    fd_dir = (np.asarray(evaluate(node, perturbed(arrays, xname, h * arrays["dX_"]), ctx))
+              - np.asarray(evaluate(node, perturbed(arrays, xname, -h * arrays["dX_"]), ctx))) / (2 * h)
     err = rel_err(dF_val, fd_dir)
     assert err <= RTOL, f"differential {dF!r} vs finite differences: relative error {err:.2e}"
 
