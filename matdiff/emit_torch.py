@@ -110,7 +110,7 @@ class TorchEmitter(ArrayEmitter):
     OWN_HELPERS = {"_autograd_function": _AUTOGRAD_FUNCTION, "_by_directions": _BY_DIRECTIONS,
                    "_elu": _ELU, "_leaky_relu": _LEAKY_RELU, "_ravel_f": _RAVEL_F,
                    "_reshape_f": _RESHAPE_F}
-    RENAMES = {"max": "amax", "min": "amin"}
+    RENAMES = {"max": "amax", "min": "amin", "repeat": "repeat_interleave"}
     KEYWORDS = {"axis": "dim", "keepdims": "keepdim"}
     ORDERS = {"ravel": "_ravel_f", "reshape": "_reshape_f"}  # torch has C order only
 

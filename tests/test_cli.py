@@ -635,7 +635,7 @@ def test_text_path_imports_neither_sympy_nor_numpy(tmp_path):
             cli.main(["grad", "x^T A x", "--wrt", "x"])
         except SystemExit as e:
             assert e.code in (0, None), e.code
-        heavy = sorted(m for m in ("sympy", "numpy") if m in sys.modules)
+        heavy = sorted(m for m in ("sympy", "numpy", "jax", "torch") if m in sys.modules)
         print("HEAVY=" + ",".join(heavy))
     """)
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
@@ -660,7 +660,8 @@ def test_latex_json_and_errors_import_neither_sympy_nor_numpy(tmp_path, args):
             cli.main({args!r})
         except SystemExit:
             pass
-        print("HEAVY=" + ",".join(sorted(m for m in ("sympy", "numpy") if m in sys.modules)))
+        print("HEAVY=" + ",".join(sorted(m for m in ("sympy", "numpy", "jax", "torch")
+                                         if m in sys.modules)))
     """)
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

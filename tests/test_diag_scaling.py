@@ -78,3 +78,15 @@ def test_diagonal_in_the_middle_of_a_gradient_chain():
     gx, gu = compile_module(src)["gradient"](**d)
     np.testing.assert_allclose(gx, d["a"] * (d["B"] @ (d["u"] * (d["C"] @ d["c"]))), rtol=1e-12)
     np.testing.assert_allclose(gu, (d["B"].T @ (d["a"] * d["x"])) * (d["C"] @ d["c"]), rtol=1e-12)
+
+
+def test_diagonal_of_a_product_forms_no_product():
+    # diag(A B) is the row sums of A ⊙ Bᵀ; diag(u vᵀ M) is u ⊙ (Mᵀ v)
+    n, k = 6, 4
+    d = dict(A=R.standard_normal((n, k)), B=R.standard_normal((k, n)), c=R.standard_normal(n))
+    src = Result("sum(diag(A B) .* c)", ["A", "B"]).numpy_source()
+    assert "@" not in _body(src, "value") and "diagonal" not in _body(src, "value")
+    v, (gA, gB) = compile_module(src)["value_and_gradient"](**d)
+    assert v == pytest.approx(np.diag(d["A"] @ d["B"]) @ d["c"], rel=1e-12)
+    np.testing.assert_allclose(gA, d["c"][:, None] * d["B"].T, rtol=1e-12)
+    np.testing.assert_allclose(gB, d["A"].T * d["c"], rtol=1e-12)
