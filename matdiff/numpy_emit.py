@@ -23,6 +23,7 @@ import unicodedata
 from . import pyast as P
 from . import ruletable
 from .dims import Prod, product
+from .ir import is_ones_matrix
 from .diff import topo_order
 from .engine import shape_of
 from fractions import Fraction
@@ -118,6 +119,24 @@ def _is_broadcast(node):
         return False
     a, b = node.args
     return a.op == "ones" or (b.op == "T" and b.args[0].op == "ones")
+
+
+def _block_sum(f, side):
+    """(m, p, axis) when f sums blocks from the left: I_m ⊗ 𝟙_pᵀ sums each
+    block's p rows (axis 1 of an m×p×n×q reshape), 𝟙_mᵀ ⊗ I_p the grid's m
+    block rows (axis 0); from the right I_n ⊗ 𝟙_q (axis 3), 𝟙_n ⊗ I_q (axis 2)."""
+    if f.op != "kron":
+        return None
+    a, b = f.args
+
+    def ones(x):
+        t = x.args[0] if x.op == "T" else x
+        return t.op == "ones" and (x.op == "T") == (side == "left")
+    if a.op == "eye" and ones(b):
+        return (a.rows, b.cols, 1) if side == "left" else (a.rows, b.rows, 3)
+    if ones(a) and b.op == "eye":
+        return (a.cols, b.rows, 0) if side == "left" else (a.rows, b.rows, 2)
+    return None
 
 
 _TEMPLATES = {}
@@ -315,6 +334,14 @@ class Emitter:
                 return self.expr(b.args[0] if b.op == "T" else b), False
             if b.op == "T" and b.args[0].op == "ones":
                 return P.subscript(self.expr(a), P.tuple_(P.full_slice(), P.none())), False
+        # (I_m ⊗ 𝟙_pᵀ) M (I_n ⊗ 𝟙_q) and friends (kron's pullbacks): sums of M's
+        # p×q blocks, or of its block grid, by a reshape: no Kronecker factor formed
+        rows, cols = _block_sum(first, "left"), _block_sum(last, "right")
+        if rows is not None and cols is not None and len(args) > 2:
+            (m, p, ra), (n, q, ca) = rows, cols
+            four = P.tuple_(*[self.dim(d) for d in (m, p, n, q)])
+            blocks = P.call(P.attr(self.expr(_sub_chain(args[1:-1])), "reshape"), four)
+            return self.f("sum", blocks, axis=P.tuple_(P.const(ra), P.const(ca)))
         # Reductions and scalings that need no matrix product.
         if first.op == "T" and first.args[0].op == "ones":
             rest = _sub_chain(args[1:])
@@ -405,15 +432,13 @@ class Emitter:
         x = n.args[0]
         if x.op == "matmul" and x not in self.done and self.uses.get(x, 0) < 2 and not any(
                 f.op in ("inv", "ones") or (f.op == "T" and f.args[0].op == "ones")
-                for f in x.args):
-            # diag(L R) = the row sums of L ⊙ Rᵀ, no product matrix formed; split
-            # where L is a column if the chain has one (diag(u vᵀ) = u ⊙ v)
-            from .ir import transpose
-            k = next((i for i in range(1, len(x.args)) if x.args[i - 1].cols == 1), len(x.args) - 1)
-            left, right = _sub_chain(x.args[:k]), _sub_chain(x.args[k:])
-            if left.op != "diag" and right.op != "diag":
-                prod = P.binop(self.expr(left), "*", self.expr(transpose(right)))
-                return prod if left.cols == 1 else self.f("sum", prod, axis=P.const(-1))
+                for f in x.args) and x.args[-1].op != "diag" and not (
+                len(x.args) == 2 and x.args[0].op == "diag"):
+            # diag(A B) = the row sums of A ⊙ Bᵀ: no product matrix is formed
+            from .ir import matmul, transpose
+            a = x.args[0] if len(x.args) == 2 else matmul(*x.args[:-1])
+            prod = P.binop(self.expr(a), "*", self.expr(transpose(x.args[-1])))
+            return prod if a.cols == 1 else self.f("sum", prod, axis=P.const(-1))
         return self.template(ruletable.ops()["diagvec"]["numpy"], self.expr(x))
 
     def e_softmax(self, n):
@@ -434,7 +459,11 @@ class Emitter:
                 return code
             index = (P.full_slice(), P.none()) if x.cols == 1 else (P.none(), P.full_slice())
             return P.subscript(code, P.tuple_(*index))
-        code = self.f("kron", *[as_2d(a) for a in n.args])
+        a, b = n.args
+        if is_ones_matrix(a):  # 𝟙𝟙ᵀ ⊗ B: B tiled
+            code = self.f("tile", as_2d(b), P.tuple_(self.dim(a.rows), self.dim(a.cols)))
+        else:
+            code = self.f("kron", as_2d(a), as_2d(b))
         return code if _rank(n) == 2 else self.f("ravel", code)
 
     def e_fn(self, n):

@@ -283,3 +283,11 @@ def test_product_size_errors(expr, vars, message):
         matdiff.grad(expr, wrt=sorted(Result(expr, [], vars).problem.variables)[:1], vars=vars) \
             if "kron(A)" not in expr and "unvec(x, 3)" not in expr else matdiff.grad(expr, wrt="A")
     assert message in str(e.value)
+
+
+def test_kron_pullback_code_forms_no_kronecker_factor():
+    """(I ⊗ 𝟙ᵀ)(G ⊙ (𝟙𝟙ᵀ ⊗ B))(I ⊗ 𝟙) is emitted as block sums of a reshape, with
+    B tiled: no identity or Kronecker factor of the blocks' size is formed."""
+    src = Result("sum(W ⊙ (A ⊗ B))", ["A", "B"], {}).numpy_source()
+    body = src[src.index("def value_and_gradient"):]
+    assert "eye" not in body and body.count("reshape") == 2 and "tile" in body
