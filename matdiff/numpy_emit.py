@@ -432,13 +432,15 @@ class Emitter:
         x = n.args[0]
         if x.op == "matmul" and x not in self.done and self.uses.get(x, 0) < 2 and not any(
                 f.op in ("inv", "ones") or (f.op == "T" and f.args[0].op == "ones")
-                for f in x.args) and x.args[-1].op != "diag" and not (
-                len(x.args) == 2 and x.args[0].op == "diag"):
-            # diag(A B) = the row sums of A ⊙ Bᵀ: no product matrix is formed
-            from .ir import matmul, transpose
-            a = x.args[0] if len(x.args) == 2 else matmul(*x.args[:-1])
-            prod = P.binop(self.expr(a), "*", self.expr(transpose(x.args[-1])))
-            return prod if a.cols == 1 else self.f("sum", prod, axis=P.const(-1))
+                for f in x.args):
+            # diag(L R) = the row sums of L ⊙ Rᵀ, no product matrix formed; split
+            # where L is a column if the chain has one (diag(u vᵀ) = u ⊙ v)
+            from .ir import transpose
+            k = next((i for i in range(1, len(x.args)) if x.args[i - 1].cols == 1), len(x.args) - 1)
+            left, right = _sub_chain(x.args[:k]), _sub_chain(x.args[k:])
+            if left.op != "diag" and right.op != "diag":
+                prod = P.binop(self.expr(left), "*", self.expr(transpose(right)))
+                return prod if left.cols == 1 else self.f("sum", prod, axis=P.const(-1))
         return self.template(ruletable.ops()["diagvec"]["numpy"], self.expr(x))
 
     def e_softmax(self, n):
