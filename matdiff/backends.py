@@ -64,13 +64,17 @@ class _Translate(ast.NodeTransformer):
     """`_np.a.b(...)` -> `<root>.<renamed a.b>(...)`, keywords renamed; a call
     with order='F' that the library lacks -> its helper (orders)."""
 
-    def __init__(self, root, renames, keywords, orders=None):
+    def __init__(self, root, renames, keywords, orders=None, calls=None):
         self.root, self.renames, self.keywords = root, renames, keywords
-        self.orders = orders or {}
+        self.orders, self.calls = orders or {}, calls or {}
 
     def visit_Call(self, node):
         self.generic_visit(node)
         f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
+                and f.value.id == self.root and f.attr in self.calls:
+            return ast.copy_location(P.call(self.calls[f.attr], *node.args, **{
+                k.arg: k.value for k in node.keywords}), node)
         fortran = [k for k in node.keywords if k.arg == "order"
                    and isinstance(k.value, ast.Constant) and k.value.value == "F"]
         if fortran and isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
@@ -106,6 +110,7 @@ class ArrayEmitter(Emitter):
     RENAMES = {}      # numpy path -> this library's path, where they differ
     KEYWORDS = {}     # numpy keyword -> this library's
     ORDERS = {}       # function -> the helper doing it with order='F', where the library can't
+    CALLS = {}        # function -> the helper that replaces it (a library bug worked around)
     LIBRARY = ""      # for the docstring
 
     def __init__(self, variables):
@@ -118,7 +123,7 @@ class ArrayEmitter(Emitter):
 
     # -- translation ---------------------------------------------------------
     def _translator(self):
-        return _Translate(self.np, self.RENAMES, self.KEYWORDS, self.ORDERS)
+        return _Translate(self.np, self.RENAMES, self.KEYWORDS, self.ORDERS, self.CALLS)
 
     def translate(self, tree):
         return self._translator().visit(P.substitute(tree, {}))
@@ -128,6 +133,8 @@ class ArrayEmitter(Emitter):
         if path in self.ORDERS and isinstance(order, ast.Constant) and order.value == "F":
             del kw["order"]
             return self.helper(self.ORDERS[path], *args, **kw)
+        if path in self.CALLS:
+            return self.helper(self.CALLS[path], *args, **kw)
         path = self.RENAMES.get(path, path)
         return P.call(f"{self.np}.{path}", *args,
                       **{self.KEYWORDS.get(k, k): v for k, v in kw.items()})

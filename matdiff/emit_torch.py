@@ -10,6 +10,7 @@ CPU and CUDA tensors, float32 and float64. Axis keywords are `dim=`.
 """
 
 import ast
+import math
 
 from . import pyast as P
 from .backends import ArrayEmitter
@@ -97,6 +98,11 @@ _RESHAPE_F = '''def _reshape_f(x, shape):
     return x.permute(*reversed(range(x.dim())))
 '''
 
+_KRON = '''def _kron(a, b):
+    # torch.kron of a non-contiguous tensor (a transpose) can fail: contiguous first
+    return _torch.kron(a.contiguous(), b.contiguous())
+'''
+
 _LEAKY_RELU = '''def _leaky_relu(x, alpha):
     return _torch.where(x > 0, x, alpha * x)
 '''
@@ -109,10 +115,11 @@ class TorchEmitter(ArrayEmitter):
     IMPORTS = (("torch", "_torch"),)
     OWN_HELPERS = {"_autograd_function": _AUTOGRAD_FUNCTION, "_by_directions": _BY_DIRECTIONS,
                    "_elu": _ELU, "_leaky_relu": _LEAKY_RELU, "_ravel_f": _RAVEL_F,
-                   "_reshape_f": _RESHAPE_F}
+                   "_reshape_f": _RESHAPE_F, "_kron": _KRON}
     RENAMES = {"max": "amax", "min": "amin", "repeat": "repeat_interleave"}
     KEYWORDS = {"axis": "dim", "keepdims": "keepdim"}
     ORDERS = {"ravel": "_ravel_f", "reshape": "_reshape_f"}  # torch has C order only
+    CALLS = {"kron": "_kron"}
 
     def tensor(self, code):
         if self.ref is None:
@@ -137,14 +144,34 @@ class TorchEmitter(ArrayEmitter):
         return self.f("eye", self.dim(n.attr), dtype=P.attr(self.ref, "dtype"),
                       device=P.attr(self.ref, "device"))
 
+    def e_pi(self, n):
+        return P.const(math.pi)  # a Python number, like every other constant
+
+    ARITHMETIC = ("add", "mul", "matmul", "T", "let")
+
+    def _integer_power_of_a_number(self, node):
+        base, e = node.args
+        return (self.is_static(base) and base.is_scalar and e.op == "const"
+                and e.attr.denominator == 1)
+
     def lite(self, node):
         # torch functions take tensors, not Python numbers: a function of numbers
-        # only (sqrt(2/π), exp(1)) gets its argument as a tensor of the inputs' kind
-        if node.op in ("fn", "pow") and node not in self.done:
+        # only (sqrt(2/π), σ(2𝟙)) gets its argument as a tensor of the inputs' kind
+        # (a number: a constant, a size, or arithmetic of them; a function of
+        # numbers is a tensor already)
+        if node.args and node.op not in self.ARITHMETIC and node not in self.done and not (
+                node.op == "pow" and self._integer_power_of_a_number(node)):
             arg = node.args[0]
-            if self.is_static(arg) and arg.is_scalar and arg not in self.done:
-                self.done[arg] = (self.tensor(self.expr(arg)), True)
+            if self.is_static(arg) and arg not in self.done and (
+                    arg.op in self.ARITHMETIC or not arg.args):
+                code, full = self.lite(arg)
+                self.done[arg] = (self.tensor(code), full)
         return super().lite(node)
+
+    def e_pow(self, n):
+        if self._integer_power_of_a_number(n):  # N², 1/N: Python arithmetic
+            return P.binop(self.expr(n.args[0]), "**", P.const(float(n.args[1].attr)))
+        return super().e_pow(n)
 
     def e_matmul(self, n):
         # left X⁻¹ with a vector on the left: solve(Xᵀ, l) is already that vector
