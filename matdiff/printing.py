@@ -196,10 +196,10 @@ class Printer:
     def kron_of_sized(self, n, op):
         """𝟙 or I of a size m·n that the text must show: 𝟙_m ⊗ 𝟙_n (a subscript
         is one name or number)."""
-        from . import ir
-        leaves = [getattr(ir, op)(f) for f in n.attr.factors]
-        self.sized.update(leaves)
-        return self.kron_sym().join(self.p(x)[0] for x in leaves), HAD
+        glyph = ("\\mathbf{1}" if self.latex else "𝟙") if op == "ones" else \
+            ("I" if self.latex else self.eye_name)
+        sub = "_{{{}}}" if self.latex else "_{}"
+        return self.kron_sym().join(glyph + sub.format(f) for f in n.attr.factors), HAD
 
     def kron_sym(self):
         return " \\otimes " if self.latex else " ⊗ "

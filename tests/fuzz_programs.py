@@ -1069,6 +1069,12 @@ class R:
 _CHUNK = re.compile(r"(?:[^\W\d_]\d*)+")
 
 
+def _call_word(run):
+    """A lower-case word of two or more letters, digits allowed (x0t): before
+    `(` the parser reads it as a call (SPEC §1)."""
+    return re.fullmatch(r"[a-z][a-z0-9]*", run) is not None and sum(c.isalpha() for c in run) >= 2
+
+
 def _namechar(ch):
     return ch.isalnum() or ch == "_"
 
@@ -1128,7 +1134,7 @@ class Renderer:
         """a b as a product: concatenated split names where safe, else a space."""
         if self.s.kind == "split" and a.tail and b.head and self.safe_run(a.tail + b.head) \
                 and not (b.whole is False and b.text[len(b.head):len(b.head) + 1] == "(" and
-                         re.fullmatch(r"[a-z]{2,}", a.tail + b.head)):
+                         _call_word(a.tail + b.head)):
             head = (a.text + b.head) if a.whole else a.head
             tail = (a.tail + b.text) if b.whole else b.tail
             return R(a.text + b.text, PROD, head, tail, a.whole and b.whole)
@@ -1145,7 +1151,7 @@ class Renderer:
             return " "
         if l in "|‖" and r in "|‖":
             return " "
-        if r == "(" and left_run and re.fullmatch(r"[a-z]{2,}", left_run):
+        if r == "(" and left_run and _call_word(left_run):
             return " "
         if left.endswith("ones") and r == "(":
             return " "

@@ -81,6 +81,8 @@ FOUND = [
     ("sum(Z(y^T x0-W))", ["y"], {}),
     ("ones'(u^T softplus(Z - Z))'", ["u"], {"u": "vector(D)", "Z": "matrix(D,D)"}),
     ("(y^T w1) ((Z y ./ z)^T z) / 2", ["Z"], {}),  # F4
+    # an I of the size of a Kronecker factor printed without it ((I ⊗ I_n_w), memo)
+    ("m1 = w;tr(kron((I_H + Q^{2})^{-2}, a m1'+var(A, 0) (m1' A1)' B))", ["w"], {}),
     # 3kt(…) read as 3·kt(…), a call of `kt` (the name after a number before `(`)
     ("P1 = ||W2||.^1.5 .* tR\nb^T w1k sum P1", ["W2"],
      {"t": "scalar", "R": "matrix(K,C)", "W2": "matrix(C,K)", "w1": "vector(C)", "k": "scalar"}),
