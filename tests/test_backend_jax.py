@@ -84,21 +84,20 @@ def test_networks_against_jax_grad_of_the_hand_written_function(name):
     a, _ = cases.data(src, vars, seed=1)
     arrays = {k: jnp.asarray(v) for k, v in a.items()}
     _, ns = module(src, wrt, vars)
-    v, g = ns["value_and_gradient"](**arrays)
-    close(v, HAND[name](**arrays))
-    for got, want in zip(g, _grads(HAND[name], arrays, wrt)):
-        close(got, want)
-    # jit: the same numbers
-    vj, gj = jax.jit(ns["value_and_gradient"])(**arrays)
-    close(vj, v)
-    for a1, a2 in zip(gj, g):
-        close(a1, a2)
+    want_v, want_g = _value_and_grads(HAND[name], arrays, wrt)
+    # jit (and, once, eagerly: each operation compiled on its own, slow)
+    runs = [jax.jit(ns["value_and_gradient"])] + ([ns["value_and_gradient"]] if name == "mission" else [])
+    for run in runs:
+        v, g = run(**arrays)
+        close(v, want_v)
+        for got, want in zip(g, want_g):
+            close(got, want)
     # custom_vjp: jax.grad through it equals jax.grad of the hand-written function
     f = ns["function"]
     names = list(arrays)
     pos = tuple(names.index(w) for w in wrt)
     got = jax.jit(jax.grad(lambda *xs: f(*xs), argnums=pos))(*arrays.values())
-    for a1, a2 in zip(got, _grads(HAND[name], arrays, wrt)):
+    for a1, a2 in zip(got, want_g):
         close(a1, a2)
 
 
@@ -132,7 +131,7 @@ def test_every_rule_against_jax_grad_of_the_reference(case):
     def model(*xs):
         return jnp.tanh(f(*xs)) * 2.0
     pos = tuple(names.index(w) for w in wrt)
-    got = jax.grad(model, argnums=pos)(*arrays.values())
+    got = jax.jit(jax.grad(model, argnums=pos))(*arrays.values())
     outer = 2.0 * (1.0 - jnp.tanh(want_v) ** 2)  # d(2 tanh(v))/dv: the chain rule by hand
     for a1, a2 in zip(got, want_g):
         close(a1, outer * a2, rtol=1e-8, atol=1e-10)
@@ -146,8 +145,9 @@ def test_custom_vjp_inputs_outside_wrt_get_jax_autodiff():
     _, ns = module(src, ["W"], vars)
     names = list(arrays)
     pos = tuple(names.index(w) for w in ("X", "W", "b"))
-    got = jax.grad(ns["function"], argnums=pos)(*arrays.values())
-    want = jax.grad(lambda *xs: mission(**dict(zip(names, xs))), argnums=pos)(*arrays.values())
+    got = jax.jit(jax.grad(ns["function"], argnums=pos))(*arrays.values())
+    want = jax.jit(jax.grad(lambda *xs: mission(**dict(zip(names, xs))), argnums=pos))(
+        *arrays.values())
     for a1, a2 in zip(got, want):
         close(a1, a2)
     # keyword arguments, and the value itself
@@ -186,7 +186,7 @@ def test_float32_in_float32_out():
     a32 = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in a.items()}
     v, g = jax.jit(ns["value_and_gradient"])(**a32)
     assert v.dtype == jnp.float32 and all(x.dtype == jnp.float32 for x in g)
-    v64, g64 = ns["value_and_gradient"](**{k: jnp.asarray(x) for k, x in a.items()})
+    v64, g64 = jax.jit(ns["value_and_gradient"])(**{k: jnp.asarray(x) for k, x in a.items()})
     close(v, v64, rtol=1e-4, atol=1e-5)
     for x, y in zip(g, g64):
         close(x, y, rtol=1e-3, atol=1e-4)
@@ -227,7 +227,7 @@ def test_hessians_and_jacobians_against_jax(case):
     got = jax.jit(ns[kind])(**arrays)
     x = arrays[wrt]
     fx = lambda x: f(**{**arrays, wrt: x})  # noqa: E731
-    want = jax.hessian(fx)(x) if kind == "hessian" else jax.jacobian(fx)(x)
+    want = jax.jit(jax.hessian(fx) if kind == "hessian" else jax.jacobian(fx))(x)
     if x.ndim == 2:  # vec order (column stacking) on both sides
         n = x.size
         want = jnp.transpose(want, (1, 0, 3, 2)).reshape(n, n)
