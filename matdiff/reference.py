@@ -384,8 +384,10 @@ class _Interp:
             if name is not None:
                 if name in self.overrides:
                     ov = self.overrides[name]
+                    if ov.klass == "col" and val.klass == "row":  # a 1-D value of a row binding
+                        ov = _Val((ov.shape[1], ov.shape[0]), ov.a.T)
                     self.same_shape(ov, val, node, f"the override of {name}")
-                    val = ov
+                    val = _Val(ov.shape, ov.a, val.kept)  # a kept N×1 stays one
                 self.bound[name] = val
         return val
 
@@ -824,6 +826,8 @@ class Program:
         out = it.run()
         if like is not None:
             target = _Val(_module_shape(like))
+            if len(tuple(like)) == 1 and out.klass == "row":  # 1-D: a row's too
+                target = _Val((1, tuple(like)[0]))
             it.same_shape(out, target, None, "the result's expected shape")
         sizes = {}
         for k, d in list(it.sizes.items()) + list(it.named.items()):
@@ -839,8 +843,8 @@ class Program:
     def evaluate_all(self, arrays, dims=None, overrides=None, env=None, xp=None, like=None):
         """(value, {binding: value}, info): the function's value, each
         intermediate's value, and {'kink': min |argument| of relu/abs/…,
-        'dims': the sizes of the dimension names used}, all in the module
-        convention."""
+        'dims': the sizes of the dimension names used, 'rows': the bindings
+        whose value is a row (1-D like a column's in the module convention)}."""
         inputs, dims, ovs, envs, xp, special, sizes = self._prepare(
             arrays, dims, overrides, env, like, xp)
         it = _Interp(self, inputs, dims, ovs, envs, xp, special, arrays=True, sizes=sizes)
@@ -848,7 +852,8 @@ class Program:
         bound = {n: _from_val(v, xp) for n, v in it.bound.items()}
         named = {k: v for k, v in sizes.items() if isinstance(k, str)}
         named.update(dims)
-        return _from_val(out, xp), bound, {"kink": it.kink, "dims": named}
+        rows = {n for n, v in it.bound.items() if v.klass == "row"}  # 1-D in `bound`
+        return _from_val(out, xp), bound, {"kink": it.kink, "dims": named, "rows": rows}
 
     def evaluate(self, arrays, dims=None, overrides=None, env=None, xp=None, like=None):
         return self.evaluate_all(arrays, dims, overrides, env, xp, like)[0]

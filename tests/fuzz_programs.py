@@ -1547,7 +1547,9 @@ def truth(program, arrays, prog=None):
             g = project_onehot(g)
         grads[w] = float(g) if g.ndim == 0 else g
         shapes[w] = g.shape
-    return Truth(value, grads, bound, dict(info["dims"]), shapes)
+    # a row binding as a 1×n array, so that read back as a name it is a row
+    env = {n: (np.reshape(v, (1, -1)) if n in info.get("rows", ()) else v) for n, v in bound.items()}
+    return Truth(value, grads, env, dict(info["dims"]), shapes)
 
 
 def project_onehot(g):

@@ -291,3 +291,19 @@ def test_kron_pullback_code_forms_no_kronecker_factor():
     src = Result("sum(W ⊙ (A ⊗ B))", ["A", "B"], {}).numpy_source()
     body = src[src.index("def value_and_gradient"):]
     assert "eye" not in body and body.count("reshape") == 2 and "tile" in body
+
+
+@pytest.mark.parametrize("expr,wrt", [
+    ("M = mean(X, 1); S = sqrt(var(X, 1) + 1e-5); sum(Y ⊙ (X - M) ./ S)", ["X", "M", "S"]),
+    ("R = mean(X, 0); sum(Y ⊙ (X - R))", ["R", "X"]),
+    ("R = var(X, 0) + 1; L = sum(Y ⊙ X ./ sqrt(R))", ["R", "X"]),
+    ("r = x^T A; sum(Y ⊙ (Y - r))", ["r"]),
+    ("v = vec(X W); L = c^T tanh(v)", ["v", "W"]),
+])
+def test_gradients_with_respect_to_kept_and_row_intermediates(expr, wrt):
+    """An N×1 kept axis (M) or a 1×D row (R) as an intermediate: its gradient,
+    the reference's override of it and its value read back as a name keep
+    its orientation."""
+    import fuzz_programs as F
+    out = F.run_source(expr, wrt, {}, seed=5)
+    assert out.outcome == "right", (out.outcome, out.detail)
