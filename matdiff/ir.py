@@ -670,6 +670,11 @@ def sum_(x):
         return num(0)
     if is_ones_matrix(x):  # the number of entries
         return mul(dim(x.rows), dim(x.cols))
+    if x.op == "add" and any(t.is_scalar for t in x.args):
+        # a broadcast scalar term counts once per entry: sum(x − s) = sum(x) − n s,
+        # so a centred vector sums to 0 (var's gradient)
+        return add(*[mul(t, dim(x.rows), dim(x.cols)) if t.is_scalar else sum_(t)
+                     for t in x.args])
     return _make("sum", (x,), None, (1, 1))
 
 

@@ -307,3 +307,9 @@ def test_gradients_with_respect_to_kept_and_row_intermediates(expr, wrt):
     import fuzz_programs as F
     out = F.run_source(expr, wrt, {}, seed=5)
     assert out.outcome == "right", (out.outcome, out.detail)
+
+
+def test_variance_gradient_in_textbook_form():
+    """A centred vector sums to 0: ∂var(x)/∂x = 2(x − mean(x))/n, no zero term."""
+    assert matdiff.grad("var(x)", wrt="x").text == "2(x − sum(x)/n_x)/n_x"
+    assert matdiff.grad("var(X)", wrt="X").text == "2(X − sum(X)/(m_X n_X))/(m_X n_X)"
