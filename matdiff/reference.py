@@ -725,10 +725,13 @@ class _Interp:
 
     def axis_reduction(self, fname, args, node):
         x = self.node(args[0])
-        ax = _strip(args[1])
-        if ax.kind != "num" or ax.value not in ("0", "1"):
-            self.fail(f"the axis of {fname} must be 0 or 1", node)
-        axis = int(ax.value)
+        ax, sign = args[1], 1
+        while ax.kind in ("paren", "neg"):
+            sign, ax = (-sign if ax.kind == "neg" else sign), ax.args[0]
+        axis = {(1, "0"): 0, (1, "1"): 1, (-1, "1"): 1, (-1, "2"): 0}.get((sign, ax.value)) \
+            if ax.kind == "num" else None  # -1, -2 as in NumPy
+        if axis is None:
+            self.fail(f"the axis of {fname} must be 0 or 1 (or -2, -1)", node)
         shape = (x.shape[0], 1) if axis == 1 else (1, x.shape[1])
         if not self.arrays:
             return _Val(shape, None, True)

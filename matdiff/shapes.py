@@ -578,7 +578,9 @@ class Inference:
         if fname == "kron":
             raise ShapeError("kron takes two arguments: kron(A, B) or A ⊗ B", self.src, ast.span)
         if len(ast.args) != 1:
-            raise ShapeError(f"{fname} takes one argument, got {len(ast.args)}", self.src, ast.span)
+            takes = "one or two arguments, (X) or (X, axis)" if fname in ("sum", "mean", "var") \
+                else "one argument"
+            raise ShapeError(f"{fname} takes {takes}, got {len(ast.args)}", self.src, ast.span)
         s = self.infer(ast.args[0])
         scalar = (self.ONE, self.ONE)
         if fname in ("tr", "det", "logdet"):
@@ -676,15 +678,20 @@ class Inference:
 
 
 def axis_reduction_axis(ast, src=""):
-    """The axis (0 or 1) of sum/mean/var(X, axis): an integer literal."""
-    a = ast.args[1]
-    while a.kind == "paren":
+    """The axis (0 or 1) of sum/mean/var(X, axis): an integer literal; as in
+    NumPy, -1 is the last axis (1) and -2 the first (0)."""
+    a, sign = ast.args[1], 1
+    while a.kind in ("paren", "neg"):
+        sign = -sign if a.kind == "neg" else sign
         a = a.args[0]
-    if a.kind != "num" or a.value not in ("0", "1"):
+    axis = {(1, "0"): 0, (1, "1"): 1, (-1, "1"): 1, (-1, "2"): 0}.get((sign, a.value)) \
+        if a.kind == "num" else None
+    if axis is None:
         fname = ast.value if isinstance(ast.value, str) else ast.value[0]
         raise ShapeError(f"the axis of {fname}(X, axis) must be 0 (down each column: 1×D) "
-                         f"or 1 (along each row: N×1)", src, a.span)
-    return int(a.value)
+                         f"or 1 (along each row: N×1), or -2 / -1 as in NumPy", src,
+                         ast.args[1].span)
+    return axis
 
 
 def _klass(s):
