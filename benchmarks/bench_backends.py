@@ -17,18 +17,30 @@ Ratio: time / the framework's reference (hand-written or autodiff), min of
 float64 throughout (`--float32` for single precision). Missing frameworks are
 reported as such.
 
-    python benchmarks/bench_backends.py [--repeat 20] [--float32]
+    python benchmarks/bench_backends.py [--repeat 20] [--float32] [--threads N]
+
+--threads N pins NumPy's BLAS, XLA and PyTorch to N threads each (steadier
+ratios on a shared machine); by default each library picks its own.
 """
 
 import argparse
+import os
+import sys
 import time
 
-import numpy as np
+if "--threads" in sys.argv:  # before NumPy, JAX or PyTorch start their thread pools
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_v] = _n
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                               + ("false" if _n == "1" else "true")
+                               + f" intra_op_parallelism_threads={_n}").strip()
 
-import matdiff
-from matdiff.api import Result
-from matdiff.higher import Higher
-from matdiff.numpy_emit import compile_module
+import numpy as np  # noqa: E402
+
+from matdiff.api import Result  # noqa: E402
+from matdiff.higher import Higher  # noqa: E402
+from matdiff.numpy_emit import compile_module  # noqa: E402
 
 TWO_LAYER = "-tr(Y^T log softmax(σ(X W1 + b1) W2 + b2))"
 DEEP = "-tr(Y^T log softmax(σ(σ(σ(σ(X W1 + b1) W2 + b2) W3 + b3) W4 + b4) W5 + b5))"
@@ -178,7 +190,7 @@ def rows_network(name, expr, layers, N, repeat, dtype):
     return out
 
 
-def rows_hessian(name, expr, wrt, data, hand, jax_f, repeat):
+def rows_hessian(name, expr, wrt, data, hand, jax_f, repeat, torch_fs=None):
     h = Higher(expr, [wrt], {}, "hessian")
     out = []
     kern = compile_module(h.source("numpy"))["hessian"]
@@ -206,7 +218,12 @@ def rows_hessian(name, expr, wrt, data, hand, jax_f, repeat):
     if torch is not None:
         tk = compile_module(h.source("torch"))["hessian"]
         td = {k: torch.tensor(v) for k, v in data.items()}
-        fns += [("PyTorch", "matdiff kernel", lambda: tk(**td))]
+        rest_t = {k: v for k, v in td.items() if k != wrt}
+        torch_f = torch_fs[name]
+        auto_t = torch.func.hessian(lambda x: torch_f(**{**rest_t, wrt: x}))
+        assert np.allclose(auto_t(td[wrt]).numpy(), tk(**td).numpy(), rtol=1e-8, atol=1e-8)
+        fns += [("PyTorch", "torch.func.hessian", lambda: auto_t(td[wrt])),
+                ("PyTorch", "matdiff kernel", lambda: tk(**td))]
     t = interleaved([f for *_, f in fns], repeat)
     base = {"NumPy": t[0]}
     ref = t[2] if jax is not None else None
@@ -222,7 +239,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--float32", action="store_true")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    if args.threads:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
     dtype = np.float32 if args.float32 else np.float64
     rows = []
     rows += rows_network("seed-002 two-layer (N=512, 784-256-10)", TWO_LAYER, [784, 256, 10], 512,
@@ -241,8 +265,16 @@ def main():
     def lr_jax(y, X, w):
         import jax.numpy as jnp
         return jnp.sum(jnp.logaddexp(0.0, -y * (X @ w)))
+    torch_fs = {}
+    try:
+        import torch
+        torch_fs[f"logistic Hessian (N={N}, d={d})"] = (
+            lambda y, X, w: torch.nn.functional.softplus(-y * (X @ w)).sum())
+        torch_fs[f"xᵀAx + Σexp(x) Hessian (d={d})"] = lambda x, A: x @ A @ x + torch.exp(x).sum()
+    except ImportError:
+        pass
     rows_h = rows_hessian(f"logistic Hessian (N={N}, d={d})", "sum(log(1 + exp(-y .* (X w))))", "w",
-                          lr, lr_hand, lr_jax, args.repeat)
+                          lr, lr_hand, lr_jax, args.repeat, torch_fs)
     A = rng.standard_normal((d, d))
     qa = dict(x=rng.standard_normal(d) * 0.1, A=A)
 
@@ -253,10 +285,11 @@ def main():
         import jax.numpy as jnp
         return x @ A @ x + jnp.sum(jnp.exp(x))
     rows_h += rows_hessian(f"xᵀAx + Σexp(x) Hessian (d={d})", "x^T A x + sum(exp(x))", "x", qa,
-                           qa_hand, qa_jax, args.repeat)
+                           qa_hand, qa_jax, args.repeat, torch_fs)
 
-    print(f"{'float32' if args.float32 else 'float64'}, min of {args.repeat} interleaved runs; "
-          "ratio: time / the framework's reference (1.00)")
+    threads = f"{args.threads} thread(s) each" if args.threads else "default threads"
+    print(f"{'float32' if args.float32 else 'float64'}, {threads}, min of {args.repeat} interleaved "
+          "runs; ratio: time / the framework's reference (1.00)")
     print()
     print("| problem | framework | implementation | ms | ratio |")
     print("|---|---|---|---:|---:|")
