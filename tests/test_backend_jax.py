@@ -239,3 +239,22 @@ def test_generated_code_is_jit_compatible_and_imports_only_jax():
     src = r.source("jax")
     assert "import numpy" not in src and "_np." not in src
     assert "float64" not in src
+
+
+def test_custom_vjp_runs_the_kernel_only_for_a_differentiated_wrt_input():
+    src, wrt, vars = cases.MISSION
+    a, _ = cases.data(src, vars, seed=8)
+    arrays = {k: jnp.asarray(v) for k, v in a.items()}
+    _, ns = module(src, wrt, vars)
+    calls = []
+
+    def counted(**kw):
+        calls.append(1)  # at trace time
+        return ns["value_and_gradient"](**kw)
+    names = tuple(arrays)
+    f = ns["_custom_vjp"](ns["value"], counted, names, tuple(names.index(w) for w in wrt))
+    gX = jax.grad(f, argnums=names.index("X"))(*arrays.values())  # X is not in --wrt
+    assert calls == []
+    close(gX, jax.grad(lambda X: mission(**{**arrays, "X": X}))(arrays["X"]))
+    jax.grad(f, argnums=names.index("W"))(*arrays.values())
+    assert calls == [1]
