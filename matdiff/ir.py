@@ -500,6 +500,25 @@ def _pair(a, b):
         return transpose(b.args[0])  # 𝟙ᵀdiag(v) = vᵀ
     if a.op == "diag" and b.op == "ones":
         return a.args[0]  # diag(v)𝟙 = v
+    if b.op == "ones" and a.op == "mul" and not a.is_scalar:
+        # (c𝟙ᵀ ⊙ A)𝟙 = c ⊙ (A𝟙): a factor constant along each row leaves the row sum
+        rowc = [f for f in a.args if f.op == "matmul" and len(f.args) == 2 and f.args[0].cols == 1
+                and f.args[1].op == "T" and f.args[1].args[0].op == "ones"]
+        if rowc:
+            f = rowc[0]
+            rest = [g for g in a.args if g is not f]
+            return mul(f.args[0], matmul(mul(*rest), b))
+    if b.op == "ones" and a.op == "add" and not a.is_scalar:
+        # (X − X𝟙𝟙ᵀ/n)𝟙 = 0: a row sum distributed over a sum only where terms cancel
+        parts = [mul(t, dim(a.cols), ones(a.rows)) if t.is_scalar else matmul(t, b)
+                 for t in a.args]
+        coefs = {}
+        for p in parts:
+            for t in (p.args if p.op == "add" else (p,)):
+                c, core = split_coef(t)
+                coefs[core] = coefs.get(core, 0) + c
+        if any(is_zero(p) for p in parts) or any(c == 0 for c in coefs.values()):
+            return add(*parts)  # (checked before add, which would factor (…)𝟙 back)
     if a.op == "kron" and b.op == "kron" and a.args[0].cols == b.args[0].rows \
             and a.args[1].cols == b.args[1].rows:
         # (A ⊗ B)(C ⊗ D) = AC ⊗ BD

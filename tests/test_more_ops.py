@@ -317,3 +317,20 @@ def test_variance_gradient_in_textbook_form():
     """A centred vector sums to 0: ∂var(x)/∂x = 2(x − mean(x))/n, no zero term."""
     assert matdiff.grad("var(x)", wrt="x").text == "2(x − sum(x)/n_x)/n_x"
     assert matdiff.grad("var(X)", wrt="X").text == "2(X − sum(X)/(m_X n_X))/(m_X n_X)"
+
+
+def test_centred_rows_sum_to_zero():
+    """(X − X𝟙𝟙ᵀ/D)𝟙 = 0 and (c𝟙ᵀ ⊙ A)𝟙 = c ⊙ (A𝟙): so layer norm's gradient is
+    the textbook three terms G/σ − mean(G/σ, 1) − x̂ ⊙ (…), with no term that is
+    a centred row sum (numerically zero) left over."""
+    from matdiff import ir
+    X = ir.var("X", "matrix", ("N", "D"))
+    c = ir.var("c", "vector", ("N", 1))
+    centred = ir.add(X, ir.neg(ir.mul(ir.recip(ir.dim("D")),
+                                      ir.matmul(X, ir.ones("D"), ir.transpose(ir.ones("D"))))))
+    assert ir.is_zero(ir.matmul(centred, ir.ones("D")))
+    row = ir.matmul(c, ir.transpose(ir.ones("D")))
+    assert ir.matmul(ir.mul(row, X), ir.ones("D")) is ir.mul(c, ir.matmul(X, ir.ones("D")))
+    g = matdiff.grad("sum(W ⊙ ((X - mean(X, 1)) ./ sqrt(var(X, 1) + ε)))", wrt="X",
+                     vars={"X": "matrix(N,D)"})
+    assert g.node.op == "add" and len(g.node.args) == 3, g.text
