@@ -468,6 +468,18 @@ def _simplify_chain(chain, scalars):
     return chain
 
 
+def _cancels(parts):
+    """Some of the terms would cancel (or are zero) in add(*parts)."""
+    coefs = {}
+    for p in parts:
+        if is_zero(p):
+            return True
+        for t in (p.args if p.op == "add" else (p,)):
+            c, core = split_coef(t)
+            coefs[core] = coefs.get(core, 0) + c
+    return any(c == 0 for c in coefs.values())
+
+
 def _pair(a, b):
     """Simplify the adjacent pair a b, or None."""
     # onehot rows sum to 1: Y𝟙 = 𝟙, 𝟙ᵀYᵀ = 𝟙ᵀ
@@ -512,13 +524,21 @@ def _pair(a, b):
         # (X − X𝟙𝟙ᵀ/n)𝟙 = 0: a row sum distributed over a sum only where terms cancel
         parts = [mul(t, dim(a.cols), ones(a.rows)) if t.is_scalar else matmul(t, b)
                  for t in a.args]
-        coefs = {}
-        for p in parts:
-            for t in (p.args if p.op == "add" else (p,)):
-                c, core = split_coef(t)
-                coefs[core] = coefs.get(core, 0) + c
-        if any(is_zero(p) for p in parts) or any(c == 0 for c in coefs.values()):
-            return add(*parts)  # (checked before add, which would factor (…)𝟙 back)
+        if _cancels(parts):  # (checked before add, which would factor (…)𝟙 back)
+            return add(*parts)
+    if a.op == "T" and a.args[0].op == "ones" and b.op == "mul" and not b.is_scalar:
+        # 𝟙ᵀ(𝟙r ⊙ A) = r ⊙ 𝟙ᵀA: the same for column sums
+        colr = [f for f in b.args if f.op == "matmul" and len(f.args) == 2 and f.args[1].rows == 1
+                and f.args[0].op == "ones"]
+        if colr:
+            f = colr[0]
+            rest = [g for g in b.args if g is not f]
+            return mul(f.args[1], matmul(a, mul(*rest)))
+    if a.op == "T" and a.args[0].op == "ones" and b.op == "add" and not b.is_scalar:
+        parts = [mul(t, dim(b.rows), transpose(ones(b.cols))) if t.is_scalar else matmul(a, t)
+                 for t in b.args]
+        if _cancels(parts):  # 𝟙ᵀ(X − 𝟙𝟙ᵀX/N) = 0
+            return add(*parts)
     if a.op == "kron" and b.op == "kron" and a.args[0].cols == b.args[0].rows \
             and a.args[1].cols == b.args[1].rows:
         # (A ⊗ B)(C ⊗ D) = AC ⊗ BD

@@ -331,6 +331,10 @@ def test_centred_rows_sum_to_zero():
     assert ir.is_zero(ir.matmul(centred, ir.ones("D")))
     row = ir.matmul(c, ir.transpose(ir.ones("D")))
     assert ir.matmul(ir.mul(row, X), ir.ones("D")) is ir.mul(c, ir.matmul(X, ir.ones("D")))
-    g = matdiff.grad("sum(W ⊙ ((X - mean(X, 1)) ./ sqrt(var(X, 1) + ε)))", wrt="X",
-                     vars={"X": "matrix(N,D)"})
-    assert g.node.op == "add" and len(g.node.args) == 3, g.text
+    for axis in (1, 0):  # layer norm, batch norm (𝟙ᵀ(X − 𝟙𝟙ᵀX/N) = 0 on the left)
+        g = matdiff.grad(f"sum(W ⊙ ((X - mean(X, {axis})) ./ sqrt(var(X, {axis}) + ε)))",
+                         wrt="X", vars={"X": "matrix(N,D)"})
+        assert g.node.op == "add" and len(g.node.args) == 3, g.text
+    assert ir.is_zero(ir.matmul(ir.transpose(ir.ones("N")),
+                                ir.add(X, ir.neg(ir.mul(ir.recip(ir.dim("N")), ir.matmul(
+                                    ir.ones("N"), ir.transpose(ir.ones("N")), X))))))
