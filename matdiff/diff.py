@@ -10,22 +10,22 @@ from . import ir
 from . import ruletable
 
 
-def topo_order(root):
-    """Nodes reachable from root, every argument before its users."""
+def topo_order(root, *more):
+    """Nodes reachable from root (and from each of `more`), every argument
+    before its users; one traversal for all the roots."""
     order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for a in reversed(node.args):
-            if a not in seen:
-                stack.append((a, False))
+    for start in (root, *more):
+        stack = [(start, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if node in seen:
+                continue
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((a, False) for a in reversed(node.args) if a not in seen)
     return order
 
 

@@ -463,20 +463,8 @@ _SHAPE_KEEPING = {"fn", "pow", "softmax", "log_softmax", "inv", "let"}
 def _topo(roots):
     """Nodes reachable from any of roots, every argument before its users: one
     traversal for all the results (each result's own would cost O(k²) for k)."""
-    order, seen = [], set()
-    for root in roots:
-        stack = [(root, False)]
-        while stack:
-            node, done = stack.pop()
-            if done:
-                order.append(node)
-                continue
-            if node in seen:
-                continue
-            seen.add(node)
-            stack.append((node, True))
-            stack.extend((a, False) for a in reversed(node.args) if a not in seen)
-    return order
+    from .diff import topo_order
+    return topo_order(*roots) if roots else []
 
 
 def unanchored_leaves(root, cut=()):
