@@ -19,7 +19,7 @@ import ast
 from functools import lru_cache
 
 from . import pyast as P
-from . import ruletable
+from .ops import registry
 from .numpy_emit import HELPERS, Emitter, _head, _template, _rank, module_source
 
 BACKENDS = ("numpy", "jax", "torch")
@@ -52,7 +52,7 @@ def higher_source(h, backend="numpy"):
 def _own_texts(key):
     """{numpy template: this backend's template} from the rule table's `key` column."""
     out = {}
-    for table in (ruletable.ops(), ruletable.elementwise()):
+    for table in (registry.ops(), registry.elementwise()):
         for name, entry in table.items():
             if isinstance(entry, dict) and key in entry and "numpy" in entry:
                 if out.setdefault(entry["numpy"], entry[key]) != entry[key]:

@@ -29,10 +29,10 @@ from . import reference
 
 def _domain(n):
     """The data an op needs beneath it, from its rule entry ("positive", "spd")."""
-    from . import ruletable
+    from .ops import registry
     if n.op == "fn":
-        return ruletable.elementwise()[n.attr].get("domain")
-    return ruletable.ops().get(n.op, {}).get("domain")
+        return registry.elementwise()[n.attr].get("domain")
+    return registry.ops().get(n.op, {}).get("domain")
 
 
 def _positive_integer(e):

@@ -7,7 +7,7 @@ one pass.
 """
 
 from . import ir
-from . import ruletable
+from .ops import registry
 
 
 def topo_order(root, *more):
@@ -33,7 +33,7 @@ def rule_env(node, i, G=None):
     """Placeholder bindings for argument i of node."""
     arg = node.args[i]
     env = {"Y": node, "G": G}
-    names = ruletable.arg_names(node)
+    names = registry.arg_names(node)
     if node.op in ("add", "mul", "matmul"):
         env["X"] = arg
         others = node.args[:i] + node.args[i + 1:]
@@ -46,15 +46,15 @@ def rule_env(node, i, G=None):
     else:
         env.update(zip(names, node.args))
     if node.op == "fn":  # f′ for the argument, ∂f/∂p for a parameter
-        env["D"] = ruletable.derivative(node.attr, node.args[0], node.args[1:], i)
+        env["D"] = registry.derivative(node.attr, node.args[0], node.args[1:], i)
     return env, names[i]
 
 
 def pullback(node, i, G):
     """The contribution of node's adjoint G to the adjoint of its argument i."""
-    rule, _ = ruletable.op_rule(node)
+    rule, _ = registry.op_rule(node)
     env, name = rule_env(node, i, G)
-    out = ruletable.instantiate(rule["pullback"][name], env)
+    out = registry.instantiate(rule["pullback"][name], env)
     arg = node.args[i]
     if arg.is_scalar and not out.is_scalar:
         out = ir.sum_(out)  # a broadcast scalar collects the whole adjoint

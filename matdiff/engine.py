@@ -2,7 +2,8 @@
 
 import sys
 
-from . import ir, ruletable
+from . import ir
+from .ops import registry
 from .build import Builder
 from .deep import in_deep, run_deep
 from .diff import gradients, symmetrize
@@ -90,7 +91,7 @@ class Problem:
         self.src = src
         self.decls = normalize_decls(vars)
         self.dimensions = set()
-        stmts = parse_program(src, ruletable.functions(), declared=self.decls.keys())
+        stmts = parse_program(src, registry.functions(), declared=self.decls.keys())
         inf = Inference(src, self.decls)
         inf.program(stmts)
         env = {}
@@ -106,7 +107,7 @@ class Problem:
         for name in inf.constants:
             env[name] = ir.pi()
         sized = {k: resolved(d) for k, d in inf.sized.items()}
-        builder = Builder(env, ruletable.functions(), src, sized, inf.kept)
+        builder = Builder(env, registry.functions(), src, sized, inf.kept)
         self.intermediates = {}
         node = None
         for name, ast in stmts:

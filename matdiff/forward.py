@@ -4,7 +4,8 @@ templates, and the extraction of a linear form d f = M dx into its matrix M
 vec(A dX B) = (Bᵀ ⊗ A) vec(dX).
 """
 
-from . import ir, ruletable
+from . import ir
+from .ops import registry
 from .diff import topo_order, rule_env
 
 
@@ -20,10 +21,10 @@ def differential(root, target, direction):
             da = d.get(a)
             if da is None or ir.is_zero(da):
                 continue
-            rule, _ = ruletable.op_rule(n)
+            rule, _ = registry.op_rule(n)
             env, name = rule_env(n, i)
             env["d" + name] = da
-            part = ruletable.instantiate(rule["differential"][name], env)
+            part = registry.instantiate(rule["differential"][name], env)
             if a.is_scalar and not n.is_scalar and part.is_scalar:
                 part = ir.mul(part, ir.ones_like(n.shape))
             parts.append(part)

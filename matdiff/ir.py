@@ -790,8 +790,8 @@ def diagvec(x):
 
 
 def _elementwise(name):
-    from . import ruletable
-    return ruletable.elementwise().get(name, {})
+    from .ops import registry
+    return registry.elementwise().get(name, {})
 
 
 def fn(name, x, *params):

@@ -21,7 +21,7 @@ import re
 import unicodedata
 
 from . import pyast as P
-from . import ruletable
+from .ops import registry
 from .dims import Prod, product
 from .ir import is_ones_matrix
 from .diff import topo_order
@@ -426,7 +426,7 @@ class Emitter:
             if a.op == "T":
                 return self.f("sum", P.binop(self.expr(a.args[0]), "*", self.expr(b)))
             return self.f("sum", P.binop(self.expr(a), "*", self.expr(transpose(b))))
-        return self.template(ruletable.ops()["tr"]["numpy"], self.expr(x))
+        return self.template(registry.ops()["tr"]["numpy"], self.expr(x))
 
     def e_diagvec(self, n):
         x = n.args[0]
@@ -441,14 +441,14 @@ class Emitter:
             if left.op != "diag" and right.op != "diag":
                 prod = P.binop(self.expr(left), "*", self.expr(transpose(right)))
                 return prod if left.cols == 1 else self.f("sum", prod, axis=P.const(-1))
-        return self.template(ruletable.ops()["diagvec"]["numpy"], self.expr(x))
+        return self.template(registry.ops()["diagvec"]["numpy"], self.expr(x))
 
     def e_softmax(self, n):
         from .ir import log_softmax
         ls = log_softmax(n.args[0])
         if self.uses.get(ls, 0) >= 2:
             return self.f("exp", self.expr(ls))
-        return self.template(ruletable.ops()["softmax"]["numpy"], self.expr(n.args[0]))
+        return self.template(registry.ops()["softmax"]["numpy"], self.expr(n.args[0]))
 
     def e_unvec(self, n):
         # column-major: the columns of the result are consecutive chunks of g
@@ -470,13 +470,13 @@ class Emitter:
 
     def e_fn(self, n):
         code, full = self.lite(n.args[0])
-        params = {p: self.expr(a) for p, a in zip(ruletable.params(n.attr), n.args[1:])}
-        return self.template(ruletable.elementwise()[n.attr]["numpy"], code, **params), full
+        params = {p: self.expr(a) for p, a in zip(registry.params(n.attr), n.args[1:])}
+        return self.template(registry.elementwise()[n.attr]["numpy"], code, **params), full
 
     def __getattr__(self, attr):
         """e_<op> for the other one-argument ops: their `numpy` entry in rules/ops.toml."""
         if attr.startswith("e_"):
-            tpl = ruletable.ops().get(attr[2:], {}).get("numpy")
+            tpl = registry.ops().get(attr[2:], {}).get("numpy")
             if tpl is not None and "{X}" in tpl:
                 return lambda n: self.template(tpl, self.expr(n.args[0]))
         raise AttributeError(attr)

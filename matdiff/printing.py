@@ -8,7 +8,7 @@ those names.
 import re
 from fractions import Fraction
 
-from . import ruletable
+from .ops import registry
 from .dims import Prod
 
 ADD, NEG, HAD, PROD, APPLY, POSTFIX, ATOM = range(7)
@@ -61,7 +61,7 @@ def _kept_whole(word):
     """Would the parser read `word` as one name (M u as Mu, the Greek μ)?"""
     from .parser import is_greek
     return is_greek(word) or word in ("pi", "eye", "ones") or word.startswith("I_") \
-        or word in ruletable.functions()
+        or word in registry.functions()
 
 
 class Printer:
@@ -125,7 +125,7 @@ class Printer:
                 if tb[0] in "eE":
                     return f"{left} {right}"
             elif (any(ta.endswith(w) for w in self.whole) or any(tb.startswith(w) for w in self.whole)
-                  or tb in ruletable.functions() or right[len(tb):len(tb) + 1] == "("
+                  or tb in registry.functions() or right[len(tb):len(tb) + 1] == "("
                   or _kept_whole(ta + tb)):
                 return f"{left} {right}"
         if left[-1].isdigit() and right[0] in ".":
@@ -351,14 +351,14 @@ class Printer:
         return self.call(self.fn_name(n.attr), ", ".join(self(a) for a in n.args)), ATOM
 
     def fn_name(self, fname):
-        return ruletable.text_name(fname)
+        return registry.text_name(fname)
 
     template_key = "text"
 
     def __getattr__(self, name):
         """p_<op> for the one-argument ops: their `text` / `latex` entry in rules/ops.toml."""
         if name.startswith("p_"):
-            entry = ruletable.ops().get(name[2:], {})
+            entry = registry.ops().get(name[2:], {})
             tpl = entry.get(self.template_key)
             if tpl is not None and "{X}" in tpl:
                 return lambda n: (tpl.replace("{X}", self(n.args[0])), ATOM)
@@ -416,8 +416,8 @@ class LatexPrinter(Printer):
     template_key = "latex"
 
     def p_fn(self, n):
-        tpl = ruletable.elementwise()[n.attr]["latex"]
-        for pname, p in zip(ruletable.params(n.attr), n.args[1:]):
+        tpl = registry.elementwise()[n.attr]["latex"]
+        for pname, p in zip(registry.params(n.attr), n.args[1:]):
             tpl = tpl.replace("{" + pname + "}", self(p))
         return tpl.replace("{x}", self(n.args[0])), ATOM
 

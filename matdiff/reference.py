@@ -6,7 +6,7 @@ walks the parser's AST (`matdiff.parser.parse_program`) and computes each
 node with plain array operations, straight from SPEC §1. It shares nothing
 with the derivation: no IR, no simplification, no shape inference of
 matdiff's own, no emitter, no printer. The only matdiff modules it imports
-are `parser` (the AST), `ruletable` (the *names* of the element-wise
+are `parser` (the AST), `ops.registry` (the *names* of the element-wise
 functions, to parse; their NumPy forms below are written here by hand, never
 read from the rule table's `numpy` strings) and `errors`.
 tests/test_reference.py enforces that by walking this module's imports.
@@ -73,7 +73,7 @@ import re
 
 from .errors import MatdiffError
 from .parser import parse_program
-from . import ruletable
+from .ops import registry
 
 __all__ = ["EvaluationError", "Program", "evaluate", "evaluate_all", "normalize_vars"]
 
@@ -777,7 +777,7 @@ class Program:
         if isinstance(src, str):
             self.src = src
             declared = set(self.decls) | set(extra_names)
-            self.stmts = parse_program(src, ruletable.functions(), declared=declared)
+            self.stmts = parse_program(src, registry.functions(), declared=declared)
         else:
             self.src = None
             self.stmts = [(n, a) for n, a in src]

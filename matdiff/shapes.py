@@ -9,7 +9,7 @@ the resolved dimensions (an int or a name).
 import difflib
 import re
 
-from . import ruletable
+from .ops import registry
 from .dims import product
 from .errors import ShapeError, NameError_
 from .parser import GREEK_LETTERS, is_greek
@@ -568,7 +568,7 @@ class Inference:
 
     def i_call(self, ast):
         fname, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
-        params = ruletable.params(fname) if fname in ruletable.elementwise() else ()
+        params = registry.params(fname) if fname in registry.elementwise() else ()
         if params:
             return self.parametrized(ast, fname, params)
         if fname in ("sum", "mean", "var") and len(ast.args) == 2:

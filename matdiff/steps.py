@@ -6,7 +6,8 @@ moves the argument's d to the right with the trace identity of the rule's
 pullback, until only d of the variable is left: dL = tr(Gᵀ dX).
 """
 
-from . import ir, ruletable
+from . import ir
+from .ops import registry
 from .diff import topo_order, pullback, rule_env
 from .printing import Printer
 
@@ -33,7 +34,7 @@ def _term(pr, G, node):
 
 def _differential(pr, node, i):
     """The rule's differential of node in its argument i, as text with d(arg)."""
-    rule, _ = ruletable.op_rule(node)
+    rule, _ = registry.op_rule(node)
     env, name = rule_env(node, i, None)
     text = rule.get("differential", {}).get(name)
     if text is None:
@@ -43,7 +44,7 @@ def _differential(pr, node, i):
     marker = ir.var("\u2062d", "matrix", arg.shape)  # an invisible placeholder for d(arg)
     env[dname] = marker
     try:
-        out = ruletable.instantiate(text, env)
+        out = registry.instantiate(text, env)
     except Exception:
         return None
     s = Printer(pr.names, pr.eye_name)(out)
@@ -115,11 +116,11 @@ def _gradient_form(pr, G, x):
 
 def _cite(node):
     """The identity a step uses, named by the op's rule entry."""
-    name = ruletable.ops().get(node.op, {}).get("name")
+    name = registry.ops().get(node.op, {}).get("name")
     if name is None:
         return ""
     if node.op == "fn":
-        name = name.replace("{f}", ruletable.text_name(node.attr))
+        name = name.replace("{f}", registry.text_name(node.attr))
     elif node.op == "mul" and sum(not a.is_scalar or a.op != "const" for a in node.args) == 1:
         name = "constant factor"
     return f"    [{name}]"

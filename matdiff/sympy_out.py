@@ -70,14 +70,14 @@ def scalar_fn(name):
 def _from_rule(name):
     """A function from the `sympy` entry of the rule table (our own data, not
     user text): a SymPy function's name, or the value in terms of x."""
-    from . import ruletable
-    text = ruletable.elementwise().get(name, {}).get("sympy")
+    from .ops import registry
+    text = registry.elementwise().get(name, {}).get("sympy")
     if text is None:
         return sp.Function(name)
     if text.isidentifier() and isinstance(getattr(sp, text, None), type):
         return getattr(sp, text)
     x = sp.Symbol("x")
-    params = [sp.Symbol(p) for p in ruletable.params(name)]
+    params = [sp.Symbol(p) for p in registry.params(name)]
     body = sp.sympify(text, locals={"x": x, **{str(p): p for p in params}})
     return _scalar_function(name, lambda v, *a: body.subs({x: v, **dict(zip(params, a))}))
 

@@ -16,7 +16,7 @@ torch.autograd.grad of it under tests/torch_xp.py.
 
 import numpy as np
 
-from matdiff import ruletable
+from matdiff.ops import registry
 from matdiff.api import Result
 from matdiff.check import random_inputs
 from matdiff.diff import topo_order
@@ -76,12 +76,12 @@ def _ops_in(problem):
 def rule_programs():
     """[(id, src, wrt, vars)]: one program per element-wise function and op."""
     out = []
-    for name, entry in ruletable.elementwise().items():
+    for name, entry in registry.elementwise().items():
         params = PARAMS[:len(entry.get("params", ()))]
         arg = "exp(X W)" if entry.get("domain") == "positive" else "X W"
         src = f"sum(C .* {name}({', '.join([arg] + params)}))"
         out.append((f"fn-{name}", src, ["X", "W"] + params, {}))
-    for name, entry in ruletable.ops().items():
+    for name, entry in registry.ops().items():
         if name in STRUCTURAL or not isinstance(entry, dict):
             continue
         spellings = ([(entry["text"], [])] if "text" in entry else []) + SPELLINGS.get(name, []) \

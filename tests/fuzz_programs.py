@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from matdiff import ruletable
+from matdiff.ops import registry
 from matdiff.errors import MatdiffError
 from matdiff.parser import STRUCTURAL, Ast, is_greek
 from matdiff import reference
@@ -91,14 +91,14 @@ def elementwise_functions():
     """(canonical name, [spellings]) of each element-wise function that the
     rule table has and the reference evaluates."""
     names = {}
-    for spelling, canon in ruletable.functions().items():
+    for spelling, canon in registry.functions().items():
         names.setdefault(canon, []).append(spelling)
     known = reference.supported_functions()
     return {c: sorted(s, key=lambda t: (t != c, t)) for c, s in names.items() if c in known}
 
 
 def function_names():
-    return set(ruletable.functions()) | set(STRUCTURAL) | {"ones_like", "eye_like"}
+    return set(registry.functions()) | set(STRUCTURAL) | {"ones_like", "eye_like"}
 
 
 # -- the typed tree ---------------------------------------------------------------
@@ -693,7 +693,7 @@ class Gen:
         else:
             arg = self.bounded(shape, d)
         self.features.add(f"fn {fname}")
-        params = tuple(self.fn_param() for _ in ruletable.params(fname))
+        params = tuple(self.fn_param() for _ in registry.params(fname))
         return Node("fn", (arg,) + params, shape, attr=fname, pos=fname in POSITIVE_VALUE)
 
     def fn_param(self):

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from matdiff import MatdiffError, ParseError, ruletable
+from matdiff import MatdiffError, ParseError
+from matdiff.ops import registry
 from matdiff.deep import in_deep, run_deep
 from matdiff.engine import Problem
 from matdiff.parser import MAX_NESTING, parse_program
@@ -24,7 +25,7 @@ def depth_of(ast):
 
 
 def parse_and_infer(src, decls=None):
-    stmts = parse_program(src, ruletable.functions(), (decls or {}).keys())
+    stmts = parse_program(src, registry.functions(), (decls or {}).keys())
     inf = Inference(src, decls or {})
     return stmts, inf.program(stmts)
 

@@ -20,7 +20,7 @@ import re
 
 from hypothesis import given, settings, strategies as st
 
-from matdiff import ruletable
+from matdiff.ops import registry
 from matdiff.parser import parse_program
 
 FUNCTIONS = ["log", "exp", "tanh", "sqrt", "relu", "tr", "det", "sum"]
@@ -216,7 +216,7 @@ def tree(ast):
 
 
 def parsed(src):
-    return [(name, tree(a)) for name, a in parse_program(src, ruletable.functions())]
+    return [(name, tree(a)) for name, a in parse_program(src, registry.functions())]
 
 
 def _join(tokens):

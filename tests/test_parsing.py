@@ -5,14 +5,15 @@ hand-written NumPy and central differences, dimensions all different."""
 import numpy as np
 import pytest
 
-from matdiff import MatdiffError, ruletable
+from matdiff import MatdiffError
+from matdiff.ops import registry
 from matdiff.api import Result
 from matdiff.parser import parse_program
 
 from numeric import assert_close, numeric_gradient
 
 RNG = np.random.default_rng(11)
-FUNCTIONS = ruletable.functions()
+FUNCTIONS = registry.functions()
 
 
 def structure(ast):

@@ -26,7 +26,8 @@ import math
 import numpy as np
 import pytest
 
-from matdiff import ir, ruletable
+from matdiff import ir
+from matdiff.ops import registry
 from matdiff.dims import product, size
 from matdiff.diff import pullback, rule_env, topo_order
 from matdiff.engine import shape_of
@@ -213,7 +214,7 @@ KNOWN_BUGS = {}  # case id -> reason: runs as a non-strict xfail until fixed
 
 # Element-wise functions defined only for positive inputs.
 # Functions defined on positive arguments only: the rule table says so itself.
-POSITIVE = {f for f, e in ruletable.elementwise().items() if e.get("domain") == "positive"}
+POSITIVE = {f for f, e in registry.elementwise().items() if e.get("domain") == "positive"}
 
 # Independent NumPy references for the element-wise functions.
 REFERENCES = {
@@ -253,11 +254,11 @@ PARAMS = {"alpha": 0.3}
 def fn_node(fname, x):
     """f(x), with the parameters of f (if any) at PARAMS' values."""
     return ir.fn(fname, x, *[ir.num(ir.Fraction(PARAMS[p]).limit_denominator(1000))
-                             for p in ruletable.params(fname)])
+                             for p in registry.params(fname)])
 
 
 def reference(fname, a):
-    return REFERENCES[fname](a, *[PARAMS[p] for p in ruletable.params(fname)])
+    return REFERENCES[fname](a, *[PARAMS[p] for p in registry.params(fname)])
 
 
 # -- building cases --------------------------------------------------------------
@@ -275,7 +276,7 @@ def kind_of(shape):
 
 def variant(node):
     """Which table of the op's entry the engine applies: vector, matrix or the entry."""
-    rule, entry = ruletable.op_rule(node)
+    rule, entry = registry.op_rule(node)
     for name in ("vector", "matrix"):
         if entry.get(name) is rule:
             return name
@@ -292,14 +293,14 @@ def op_cases():
             domains = {v.attr[0]: a for v, a in zip(vars_, args)}
             for i, a in enumerate(node.args):
                 if a.op == "var":
-                    name = ruletable.arg_names(node)[i]
+                    name = registry.arg_names(node)[i]
                     out.append((f"{op}-{cid}-arg{i}:{name}={a.attr[0]}", node, i, domains, op))
     return out
 
 
 def fn_cases():
     out = []
-    for fname in ruletable.elementwise():
+    for fname in registry.elementwise():
         domain = "positive" if fname in POSITIVE else "nonzero"
         for label, arg in (("vec", V("n", domain)), ("mat", M("m", "n", domain)),
                            ("row", Row("n", domain))):
@@ -387,10 +388,10 @@ def check_rule(cid, node, i, domains):
     arrays["G_"] = normal_like(node, rng)
     arrays["dX_"] = normal_like(arg, rng)
 
-    rule, _ = ruletable.op_rule(node)
+    rule, _ = registry.op_rule(node)
     env, argname = rule_env(node, i)
     text = rule["differential"][argname]
-    dF = ruletable.instantiate(text, {**env, "d" + argname: dX})
+    dF = registry.instantiate(text, {**env, "d" + argname: dX})
     pb = pullback(node, i, G)
 
     # The rules' shapes: the pullback has the argument's shape; the
@@ -454,10 +455,10 @@ def test_elementwise_rule(cid, node, i, domains, op):
 
 # -- coverage of the rule files --------------------------------------------------
 
-@pytest.mark.parametrize("op", sorted(ruletable.ops()))
+@pytest.mark.parametrize("op", sorted(registry.ops()))
 def test_every_op_has_cases(op):
     """Every op, every vector/matrix variant and every named argument is exercised."""
-    entry = ruletable.ops()[op]
+    entry = registry.ops()[op]
     assert OP_CASES.get(op), f"no test cases for the op {op!r} of rules/ops.toml: add them to OP_CASES"
     tables = [v for v in ("vector", "matrix") if v in entry] or ["-"]
     seen_variants = {variant(node) for _, node, _, _, o in OPS if o == op}
@@ -469,26 +470,26 @@ def test_every_op_has_cases(op):
         names = entry["args"]
         expected = {"X"} if names == "*" else set(names)
         assert set(rule["pullback"]) == expected, f"{op}/{t}: rules for {set(rule['pullback'])}, args {expected}"
-        seen_args = {ruletable.arg_names(node)[i] for _, node, i, _, o in OPS
+        seen_args = {registry.arg_names(node)[i] for _, node, i, _, o in OPS
                      if o == op and variant(node) == t}
         assert expected <= seen_args, f"{op}/{t}: arguments {expected - seen_args} untested"
 
 
-@pytest.mark.parametrize("fname", sorted(ruletable.elementwise()))
+@pytest.mark.parametrize("fname", sorted(registry.elementwise()))
 def test_elementwise_entry(fname):
     """Aliases resolve, the derivative parses, and cases exist for the function."""
-    entry = ruletable.elementwise()[fname]
+    entry = registry.elementwise()[fname]
     assert "derivative" in entry and "numpy" in entry and "latex" in entry
     x = ir.var("x", "vector", ("n", 1))
-    params = [ir.var(p, "scalar", (1, 1)) for p in ruletable.params(fname)]
-    call = ", ".join(["x"] + list(ruletable.params(fname)))
+    params = [ir.var(p, "scalar", (1, 1)) for p in registry.params(fname)]
+    call = ", ".join(["x"] + list(registry.params(fname)))
     env = {"x": x, **{p.attr[0]: p for p in params}}
     for spelling in [fname] + list(entry.get("aliases", ())):
-        assert ruletable.functions()[spelling] == fname
-        assert ruletable.instantiate(f"{spelling}({call})", env, ruletable.params(fname)) \
+        assert registry.functions()[spelling] == fname
+        assert registry.instantiate(f"{spelling}({call})", env, registry.params(fname)) \
             is ir.fn(fname, x, *params)
     for k in range(1 + len(params)):  # f′, then ∂f/∂p for each parameter
-        d = ruletable.derivative(fname, x, params, k)
+        d = registry.derivative(fname, x, params, k)
         assert d.shape in (x.shape, (1, 1))
     assert sum(1 for c in FNS if c[0].startswith(f"fn-{fname}(")) == 3
 
@@ -496,7 +497,7 @@ def test_elementwise_entry(fname):
 # -- the element-wise table's numpy and derivative columns ------------------------
 
 @pytest.mark.parametrize("label,arg", [("vec", ("n", 1)), ("mat", ("m", "n"))], ids=["vec", "mat"])
-@pytest.mark.parametrize("fname", sorted(ruletable.elementwise()))
+@pytest.mark.parametrize("fname", sorted(registry.elementwise()))
 def test_elementwise_numpy_column(fname, label, arg):
     """The `numpy` translation computes the function (independent reference)."""
     if fname not in REFERENCES:
@@ -518,7 +519,7 @@ def test_elementwise_numpy_column(fname, label, arg):
 
 
 @pytest.mark.parametrize("label,arg", [("vec", ("n", 1)), ("mat", ("m", "n"))], ids=["vec", "mat"])
-@pytest.mark.parametrize("fname", sorted(ruletable.elementwise()))
+@pytest.mark.parametrize("fname", sorted(registry.elementwise()))
 def test_elementwise_derivative_column(fname, label, arg):
     """`derivative` agrees with central differences of the `numpy` translation."""
     rng = np.random.default_rng(seed(f"deriv-{fname}-{label}"))
@@ -526,9 +527,9 @@ def test_elementwise_derivative_column(fname, label, arg):
     a = random_value(Arg(kind_of(arg), arg, "positive" if fname in POSITIVE else "nonzero"), rng)
     f = fn_node(fname, x)
     fd = (evaluate(f, {"x": a + EPS}) - evaluate(f, {"x": a - EPS})) / (2 * EPS)
-    d = np.broadcast_to(evaluate(ruletable.derivative(fname, x, f.args[1:]), {"x": a}), np.shape(a))
+    d = np.broadcast_to(evaluate(registry.derivative(fname, x, f.args[1:]), {"x": a}), np.shape(a))
     err = rel_err(d, fd)
-    assert err <= RTOL, f"{fname}' = {ruletable.elementwise()[fname]['derivative']}: error {err:.2e}"
+    assert err <= RTOL, f"{fname}' = {registry.elementwise()[fname]['derivative']}: error {err:.2e}"
 
 
 def test_evaluate_conventions():
@@ -548,18 +549,18 @@ def test_evaluate_conventions():
         evaluate(X, {})
 
 
-@pytest.mark.parametrize("fname", sorted(f for f in ruletable.elementwise() if ruletable.params(f)))
+@pytest.mark.parametrize("fname", sorted(f for f in registry.elementwise() if registry.params(f)))
 def test_elementwise_partial_column(fname):
     """`partial.NAME` agrees with central differences of the function in that parameter."""
     rng = np.random.default_rng(seed(f"partial-{fname}"))
     x = ir.var("x", "matrix", ("m", "n"))
     a = random_value(M("m", "n", "nonzero"), rng)
-    names = ruletable.params(fname)
+    names = registry.params(fname)
     ps = [ir.var(p, "scalar", (1, 1)) for p in names]
     f = ir.fn(fname, x, *ps)
     at = {"x": a, **{p: PARAMS[p] for p in names}}
     for k, p in enumerate(names, 1):
         fd = (evaluate(f, {**at, p: at[p] + EPS}) - evaluate(f, {**at, p: at[p] - EPS})) / (2 * EPS)
-        d = np.broadcast_to(evaluate(ruletable.derivative(fname, x, ps, k), at), np.shape(a))
+        d = np.broadcast_to(evaluate(registry.derivative(fname, x, ps, k), at), np.shape(a))
         err = rel_err(d, fd)
         assert err <= RTOL, f"∂{fname}/∂{p}: error {err:.2e}"

@@ -40,11 +40,11 @@ def test_steps_differential_is_numerically_the_gradient():
 
 def test_each_step_names_its_identity():
     """Every expansion step cites the identity of its op's rule entry."""
-    from matdiff import ruletable
+    from matdiff.ops import registry
     r = Result("-tr(Y^T log softmax(XW+b))", ["W"], {"Y": "onehot"})
     steps = [ln for ln in derivation(r, "L").splitlines() if ln.startswith("    d")]
     assert steps and all(ln.rstrip().endswith("]") for ln in steps)
     cited = {ln.rsplit("[", 1)[1].rstrip("]") for ln in steps}
-    names = {e.get("name") for e in ruletable.ops().values()}
+    names = {e.get("name") for e in registry.ops().values()}
     assert cited <= names | {"constant factor"}
     assert {"product rule", "log-softmax's differential", "sum rule"} <= cited

@@ -6,7 +6,7 @@ The TOML files are read once, at first use; each template is parsed once.
 from functools import lru_cache
 from pathlib import Path
 
-from .errors import DerivativeError
+from ..errors import DerivativeError
 
 @lru_cache(maxsize=None)
 def _rules_dir():
@@ -50,14 +50,112 @@ def _load(name):
     return data
 
 
+# Rule files registered at run time (register_file): {"ops": [...], "elementwise": [...]}
+_EXTRA = {"ops": [], "elementwise": []}
+
+
 @lru_cache(maxsize=None)
 def ops():
-    return _load("ops.toml")
+    """The structural ops' entries by name (rules/ops.toml and registered files)."""
+    out = dict(_load("ops.toml"))
+    for data in _EXTRA["ops"]:
+        out.update(data)
+    return out
 
 
 @lru_cache(maxsize=None)
 def elementwise():
-    return _load("elementwise.toml")
+    """The element-wise functions' entries by canonical name."""
+    out = dict(_load("elementwise.toml"))
+    for data in _EXTRA["elementwise"]:
+        out.update(data)
+    return out
+
+
+def register_file(path, table="ops"):
+    """Add the entries of a rules file to the registry at run time (the
+    extension point: README "Adding an op"). `table` is "ops" for structural
+    ops (the layout of rules/ops.toml) or "elementwise" (rules/elementwise.toml)."""
+    import tomllib
+    if table not in _EXTRA:
+        raise ValueError(f"table must be 'ops' or 'elementwise', not {table!r}")
+    with open(path, "rb") as f:
+        _EXTRA[table].append(tomllib.load(f))
+    _clear()
+
+
+def unregister_all():
+    """Forget the files added by register_file (tests use it to clean up)."""
+    for v in _EXTRA.values():
+        v.clear()
+    _clear()
+
+
+def _clear():
+    for f in (ops, elementwise, functions, calls, spelled, template, _derivative_text, op):
+        f.cache_clear()
+    from .. import ir
+    ir.clear_cache()
+
+
+class Op:
+    """One op's entry, looked up by every stage: `get(key)` reads any key of
+    its TOML entry (text, latex, numpy, jax, torch, sympy, domain, shape, …)."""
+    __slots__ = ("name", "entry", "elementwise")
+
+    def __init__(self, name, entry, elementwise):
+        self.name, self.entry, self.elementwise = name, entry, elementwise
+
+    def get(self, key, default=None):
+        return self.entry.get(key, default)
+
+    def __repr__(self):
+        return f"<Op {self.name}>"
+
+
+@lru_cache(maxsize=None)
+def op(name):
+    """The Op of a structural op or element-wise function, by canonical name
+    (None if there is none)."""
+    entry = ops().get(name)
+    if entry is not None:
+        return Op(name, entry, False)
+    entry = elementwise().get(name)
+    if entry is not None:
+        return Op(name, entry, True)
+    return None
+
+
+def node_op(node):
+    """The Op of an IR node: its element-wise function for an `fn` node."""
+    o = op(node.op)
+    if o is not None and o.get("kind") == "function":
+        return op(node.attr)
+    return o
+
+
+@lru_cache(maxsize=None)
+def calls():
+    """Every spelling of a structural op callable by name, `spell` in its
+    entry (tr, trace, …) -> its canonical name."""
+    out = {}
+    for name, entry in ops().items():
+        for word in entry.get("spell", ()):
+            out[word] = name
+    return out
+
+
+@lru_cache(maxsize=None)
+def spelled(key):
+    """The ops whose entry has `key` (an operator spelling such as `infix`,
+    `postfix`), as {spelling: name}."""
+    out = {}
+    for name, entry in ops().items():
+        value = entry.get(key)
+        if value is not None:
+            for v in (value if isinstance(value, list) else [value]):
+                out[v] = name
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -84,13 +182,13 @@ PLACEHOLDERS = ("G", "Y", "X", "A", "B", "L", "R", "O", "D", "p", "x",
 def template(text, extra=()):
     """A rule template parsed once; `extra` names more placeholders (the
     parameters of an element-wise function)."""
-    from .parser import parse_template
+    from ..parser import parse_template
     return parse_template(text, PLACEHOLDERS + tuple(extra), functions())
 
 
 def instantiate(text, env, extra=()):
-    from .build import Builder
-    from . import ir
+    from ..build import Builder
+    from .. import ir
     return Builder({"pi": ir.pi(), **env}, functions()).build(template(text, tuple(extra)))
 
 
