@@ -196,14 +196,8 @@ def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps, inline):
             click.echo(f"∂{fname}/∂{g.name} = {g.sympy}")
     elif fmt == "json":
         import json
-        out = {
-            "expression": src,
-            "variables": result.variables_json(),
-            "gradients": {g.name: {"text": g.text, "latex": g.latex,
-                                   "shape": [d if isinstance(d, int) else str(d) for d in g.shape]}
-                          for g in grads},
-        }
-        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        from .web.derive import grad_json  # what `matdiff serve`'s /api/derive returns too
+        click.echo(json.dumps(grad_json(src, result, grads), ensure_ascii=False, indent=2))
 
 
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)
@@ -258,6 +252,29 @@ def hessian(ctx, expr, expression, wrt, vars_, file, fmt, steps):
 def jacobian(ctx, expr, expression, wrt, vars_, file, fmt, steps):
     """Jacobian ∂f/∂x (m×n) of the vector EXPR with respect to the vector x."""
     _higher(ctx, "jacobian", expr, expression, wrt, vars_, file, fmt, steps)
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  matdiff serve --open
+  matdiff serve --port 9000 --timeout 20
+""")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; the default answers this machine only.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+              help="Seconds a derivation may take.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Derivation processes.")
+def serve(port, host, open_browser, timeout, workers):
+    """The derivation in a browser: a local page (KaTeX, steps, code) and
+    POST /api/derive, which returns what grad --format json prints. Ctrl-C stops it."""
+    from .serve import main as serve_main
+    serve_main(host=host, port=port, open_browser=open_browser, timeout=timeout,
+               workers=workers)
 
 
 def _other_command(e):
