@@ -53,8 +53,12 @@ def test_stored_with_outputs_and_in_sync(path):
 def test_notebook_runs(path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    # The kernel inherits the environment: no display, no GUI backend.
+    # The kernel inherits the environment: no display, no GUI backend, and one
+    # BLAS thread (a notebook's small products gain nothing from more, and on a
+    # busy 2-core machine threads only wait for each other).
     monkeypatch.setenv("MPLBACKEND", "Agg")
+    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
+        monkeypatch.setenv(var, "1")
     nb = nbformat.read(str(path), as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                                      allow_errors=False, record_timing=False,

@@ -20,7 +20,17 @@ g["W"]   # renders as LaTeX in Jupyter
 # D = 4 features, C = 3 classes).
 
 # %%
-from matdiff.check import numeric_gradient
+def numeric_gradient(f, arrays, name, eps=1e-6):
+    """Central differences of the scalar f(**arrays) in every entry of arrays[name]."""
+    x0 = np.asarray(arrays[name], dtype=float)
+    g = np.zeros_like(x0)
+    for i in np.ndindex(x0.shape):
+        xp, xm = x0.copy(), x0.copy()
+        xp[i] += eps
+        xm[i] -= eps
+        g[i] = (f(**{**arrays, name: xp}) - f(**{**arrays, name: xm})) / (2 * eps)
+    return g
+
 
 rng = np.random.default_rng(0)
 arrays = dict(X=rng.standard_normal((6, 4)), W=rng.standard_normal((4, 3)), b=rng.standard_normal(3),
@@ -57,9 +67,11 @@ for name in wrt:
 # ## The derivation, step by step
 
 # %%
+import subprocess, sys
 from matdiff.api import Result
-from matdiff.steps import derivation
-print(derivation(Result("sum(σ(X W))", ["W"]), "L"))
+# the command line's `matdiff grad "sum(σ(X W))" --wrt W --steps`
+print(subprocess.run([sys.executable, "-m", "matdiff.cli", "grad", "sum(σ(X W))", "--wrt", "W", "--steps"],
+                     capture_output=True, text=True, check=True).stdout)
 
 # the result, Xᵀ(σ(XW) ⊙ (1 − σ(XW))), against central differences
 A = dict(X=rng.standard_normal((5, 3)), W=rng.standard_normal((3, 2)))
@@ -90,7 +102,6 @@ def reference(X, Y, W1, b1, W2, b2, λ):   # the same loss, written independentl
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))
     return -np.sum(Y * logp) / len(X) + λ * (np.sum(W1**2) + np.sum(W2**2))
 
-from matdiff.check import numeric_gradient
 for name, g in [("W1", dW1), ("b1", db1), ("W2", dW2), ("b2", db2)]:
     err = np.max(np.abs(g - numeric_gradient(reference, data, name)))
     print(f"{name}: max abs error {err:.1e}")
@@ -112,18 +123,19 @@ assert np.max(np.abs(dZ2 - (P - data["Y"]) / N)) < 1e-12
 # ## Hessians and the generated module
 
 # %%
-from matdiff.higher import Higher
-h = Higher("logsumexp(x)", "x", None, "hessian")
-print(*h.lines(), sep="\n")
+hessian = lambda *args: subprocess.run([sys.executable, "-m", "matdiff.cli", "hessian", "logsumexp(x)", "--wrt", "x", *args],
+                                      capture_output=True, text=True, check=True).stdout
+print(hessian(), end="")
 print(matdiff.grad("x^T A x", wrt="x", vars={"A": "symmetric"}).text)
 print(matdiff.grad("||X W - Y||_F^2", wrt="W").numpy_source())
 
 # each of them against central differences of NumPy written by hand
-from matdiff.numpy_emit import compile_module
 x = rng.standard_normal(5)
 sm = lambda x: np.exp(x - x.max()) / np.exp(x - x.max()).sum()
 H_fd = np.stack([(sm(x + 1e-6 * e) - sm(x - 1e-6 * e)) / 2e-6 for e in np.eye(5)], axis=1)
-assert np.max(np.abs(compile_module(h.numpy_source())["hessian"](x=x) - H_fd)) < 1e-8
+generated = {}
+exec(compile(hessian("--format", "numpy"), "<matdiff module>", "exec"), generated)
+assert np.max(np.abs(generated["hessian"](x=x) - H_fd)) < 1e-8
 assert np.max(np.abs(np.diag(sm(x)) - np.outer(sm(x), sm(x)) - H_fd)) < 1e-8
 S = rng.standard_normal((5, 5)); S = S + S.T
 fd = numeric_gradient(lambda x, A: x @ A @ x, dict(x=x, A=S), "x")

@@ -20,6 +20,8 @@
 # formula against central finite differences, and then goes to $k = 64$.
 
 # %%
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -28,15 +30,18 @@ from IPython.display import Markdown, Math, display
 
 import matdiff
 from matdiff.api import Result
-from matdiff.printing import LatexPrinter
-from matdiff.steps import derivation
+
+
+def tex_name(name):
+    """W1 -> W_{1}: a variable's name in LaTeX."""
+    head = name.rstrip("0123456789")
+    return head + (f"_{{{name[len(head):]}}}" if head != name else "")
 
 
 def show(result, fname="f"):
     """Render every gradient of a matdiff Result, and its `where` block, in LaTeX."""
     bodies, defs = result.printout(latex=True)
-    name = LatexPrinter().name
-    rows = [rf"\frac{{\partial {fname}}}{{\partial {name(w)}}} &= {b}" for w, b in zip(result.wrt, bodies)]
+    rows = [rf"\frac{{\partial {fname}}}{{\partial {tex_name(w)}}} &= {b}" for w, b in zip(result.wrt, bodies)]
     rows += [rf"\text{{where }} {d} &= {e}" if i == 0 else rf"{d} &= {e}" for i, (d, e) in enumerate(defs)]
     display(Math(r"\begin{aligned}" + r"\\ ".join(rows) + r"\end{aligned}"))
 
@@ -91,8 +96,9 @@ show(res)
 # * $\nabla_{W_3} f = \nabla_{a_3} f\; h_2^\top$, i.e. $J_f(W_k) = J_f(a_k)^\top h_{k-1}^\top$.
 #
 # matdiff names the shared back-propagated signals $\delta$ in the `where`
-# block (here the adjoint of $h_3$ took the name $\delta_3$, so the adjoint of
-# $a_3$ is called $\delta_1$; the numbers are what matter, and they are checked next).
+# block, numbered in its own order: read each one through the left-hand side
+# that it answers ($\partial f/\partial a_3$ is the seed's $J_f(a_3)^\top$ whatever its
+# number). The numbers are what matter, and they are checked next.
 #
 # ## Checking the formulas numerically
 #
@@ -165,8 +171,7 @@ for name in ["W1", "W2", "W4"]:
 # %% [markdown]
 # ## The derivation, step by step
 #
-# `--steps` (here through the Python API; on the command line
-# `matdiff grad PROGRAM --wrt W3 --var y:onehot --steps`) prints the
+# `matdiff grad PROGRAM --wrt W3 --var y:onehot --steps` prints the
 # differential at each stage, each expansion citing the identity it uses. It is
 # exactly the seed's chain: log-softmax's differential gives $J_f(a_4)$, the
 # product rule gives $W_4\,\mathrm dh_3$, the chain rule through $\sigma$ the
@@ -174,7 +179,9 @@ for name in ["W1", "W2", "W4"]:
 # the right with the cyclic property of the trace.
 
 # %%
-print(derivation(Result(program, ["W3"], {"y": "onehot"}), "f"))
+steps = subprocess.run([sys.executable, "-m", "matdiff.cli", "grad", program, "--wrt", "W3", "--var", "y:onehot", "--steps"],
+                       capture_output=True, text=True, check=True).stdout
+print(steps)
 
 # %% [markdown]
 # ## The recurrence

@@ -241,6 +241,18 @@ for w, g in zip(params, k_grads):
     print(f"∂L/∂{w}: kernel vs article's code {rel_err(g, port_grads[w]):.1e}, kernel vs FD {rel_err(g, fdw):.1e}")
     assert rel_err(g, port_grads[w]) < 1e-12 and rel_err(g, fdw) < 1e-6
 
+# ∂L/∂Z1 = (δ2 W2ᵀ ⊙ step(Z1))/N: the article's grad_z1, and FD through the tail of the loss
+Z1r = data["X"] @ data["W1"] + data["b1"]
+dZ1 = relu_res.namespace(names=["Z1"])["gradient"](**data)
+fd_Z1 = numeric_grad(lambda v: tail_Z2(np.maximum(v, 0) @ data["W2"] + data["b2"], data["Y"], data["W1"], data["W2"], data["λ"]),
+                     {"v": Z1r}, "v")
+h1 = np.maximum(Z1r, 0)
+grad_z2 = np.exp(log_softmax(h1 @ data["W2"] + data["b2"]))
+grad_z2[np.arange(N), labels] -= 1
+article_z1 = (grad_z2 / N) @ data["W2"].T * (h1 > 0)
+print(f"∂L/∂Z1: kernel vs FD {rel_err(dZ1, fd_Z1):.1e}, the article's grad_z1 vs FD {rel_err(article_z1, fd_Z1):.1e}")
+assert rel_err(dZ1, fd_Z1) < 1e-6 and rel_err(article_z1, fd_Z1) < 1e-6
+
 # %% [markdown]
 # ## Training on handwritten digits with the generated kernel
 #

@@ -25,26 +25,44 @@
 # (square layers) it gives wrong numbers.
 
 # %%
-import subprocess
-import sys
+import contextlib
+import io
 
 import numpy as np
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, Math, display
 
 from matdiff.api import Result
-from matdiff.higher import Higher
-from matdiff.numpy_emit import compile_module
+from matdiff.cli import main as matdiff_main
+
+
+def matdiff_cli(*args):
+    """What the command `matdiff ARGS…` prints: its entry point, run in this process."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            matdiff_main(list(args))
+        except SystemExit as exit_:
+            if exit_.code:
+                raise RuntimeError(f"matdiff {' '.join(args)} exited with status {exit_.code}")
+    return out.getvalue()
 
 
 def steps(program, wrt, vars_=None):
-    """`matdiff grad PROGRAM --wrt … --steps`, run as a command."""
-    cmd = [sys.executable, "-m", "matdiff.cli", "grad", program, "--steps"]
+    """What `matdiff grad PROGRAM --wrt … --var … --steps` prints."""
+    args = ["grad", program, "--steps"]
     for w in wrt:
-        cmd += ["--wrt", w]
+        args += ["--wrt", w]
     for k, v in (vars_ or {}).items():
-        cmd += ["--var", f"{k}:{v}"]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        args += ["--var", f"{k}:{v}"]
+    return matdiff_cli(*args)
+
+
+def module(source):
+    """Execute a module that matdiff generated (`--format numpy`): its functions by name."""
+    namespace = {}
+    exec(compile(source, "<matdiff module>", "exec"), namespace)
+    return namespace
 
 
 def numeric_grad(f, arrays, name, eps=1e-6):
@@ -103,8 +121,9 @@ print(steps(program, ["z1"]))
 # $z^1\in\mathbb R^4$, $z^2\in\mathbb R^5$).
 
 # %%
-jac = Higher("W2 σ(z1) + b2", "z1", None, "jacobian")
-print(*jac.lines(fname="z2"), sep="\n")
+layer = "z2 = W2 σ(z1) + b2"
+print(matdiff_cli("jacobian", layer, "--wrt", "z1"))
+jacobian = module(matdiff_cli("jacobian", layer, "--wrt", "z1", "--format", "numpy"))["jacobian"]
 
 rng = np.random.default_rng(3)
 n0, n1, n2 = 3, 4, 5
@@ -119,7 +138,7 @@ def sig(z):
 z1 = arrays["W1"] @ arrays["a0"] + arrays["b1"]
 J_fd = np.stack([(sig(z1 + 1e-6 * e) - sig(z1 - 1e-6 * e)) / 2e-6 for e in np.eye(n1)], axis=1)
 J_fd = arrays["W2"] @ J_fd                         # ∂z2/∂z1 by differences of σ, times W2
-J = compile_module(jac.numpy_source())["jacobian"](W2=arrays["W2"], z1=z1, b2=arrays["b2"])
+J = jacobian(W2=arrays["W2"], z1=z1, b2=arrays["b2"])
 print("shape", J.shape, "= (n2, n1); matdiff vs FD:", f"{rel_err(J, J_fd):.1e}")
 assert J.shape == (n2, n1) and rel_err(J, J_fd) < 1e-8
 assert rel_err(arrays["W2"] @ np.diag(sig(z1) * (1 - sig(z1))), J_fd) < 1e-8

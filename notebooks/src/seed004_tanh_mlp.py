@@ -16,16 +16,44 @@
 # and sizes $x\in\mathbb R^3$, $z^1\in\mathbb R^5$, $z^2\in\mathbb R^4$, $z^3\in\mathbb R^2$.
 
 # %%
-import subprocess
-import sys
+import contextlib
+import io
 
 import numpy as np
 import matplotlib.pyplot as plt
 from IPython.display import Markdown, Math, display
 
 from matdiff.api import Result
-from matdiff.higher import Higher
-from matdiff.numpy_emit import compile_module
+from matdiff.cli import main as matdiff_main
+
+
+def matdiff_cli(*args):
+    """What the command `matdiff ARGS…` prints: its entry point, run in this process."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            matdiff_main(list(args))
+        except SystemExit as exit_:
+            if exit_.code:
+                raise RuntimeError(f"matdiff {' '.join(args)} exited with status {exit_.code}")
+    return out.getvalue()
+
+
+def steps(program, wrt, vars_=None):
+    """What `matdiff grad PROGRAM --wrt … --var … --steps` prints."""
+    args = ["grad", program, "--steps"]
+    for w in wrt:
+        args += ["--wrt", w]
+    for k, v in (vars_ or {}).items():
+        args += ["--var", f"{k}:{v}"]
+    return matdiff_cli(*args)
+
+
+def module(source):
+    """Execute a module that matdiff generated (`--format numpy`): its functions by name."""
+    namespace = {}
+    exec(compile(source, "<matdiff module>", "exec"), namespace)
+    return namespace
 
 
 def tex_name(name):
@@ -40,16 +68,6 @@ def show(result, fname=r"\mathcal R", inline=False):
     rows = [rf"\frac{{\partial {fname}}}{{\partial {tex_name(w)}}} &= {b}" for w, b in zip(result.wrt, bodies)]
     rows += [rf"\text{{where }} {d} &= {e}" if i == 0 else rf"{d} &= {e}" for i, (d, e) in enumerate(defs)]
     display(Math(r"\begin{aligned}" + r"\\ ".join(rows) + r"\end{aligned}"))
-
-
-def steps(program, wrt, vars_=None):
-    """`matdiff grad PROGRAM --wrt … --steps`, run as a command."""
-    cmd = [sys.executable, "-m", "matdiff.cli", "grad", program, "--steps"]
-    for w in wrt:
-        cmd += ["--wrt", w]
-    for k, v in (vars_ or {}).items():
-        cmd += ["--var", f"{k}:{v}"]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
 
 
 def numeric_grad(f, arrays, name, eps=1e-6):
@@ -104,8 +122,9 @@ show(res)
 # $\operatorname{diag}(1-\tanh^2(a))$, times $W^{l+1}$.
 
 # %%
-jac = Higher("tanh(W2 z1 + b2)", "z1", None, "jacobian")
-print(*jac.lines(fname="z2"), sep="\n")
+layer = "z2 = tanh(W2 z1 + b2)"
+print(matdiff_cli("jacobian", layer, "--wrt", "z1"))
+jacobian = module(matdiff_cli("jacobian", layer, "--wrt", "z1", "--format", "numpy"))["jacobian"]
 
 rng = np.random.default_rng(4)
 sizes = [3, 5, 4, 2]
@@ -125,7 +144,7 @@ def loss(**kw):
 
 v = forward(**arrays)
 a = arrays
-J = compile_module(jac.numpy_source())["jacobian"](W2=a["W2"], z1=v["z1"], b2=a["b2"])
+J = jacobian(W2=a["W2"], z1=v["z1"], b2=a["b2"])
 J_fd = np.stack([(np.tanh(a["W2"] @ (v["z1"] + 1e-6 * e) + a["b2"]) - np.tanh(a["W2"] @ (v["z1"] - 1e-6 * e) + a["b2"])) / 2e-6
                  for e in np.eye(5)], axis=1)
 print("∂z2/∂z1: shape", J.shape, f"matdiff vs FD {rel_err(J, J_fd):.1e}")

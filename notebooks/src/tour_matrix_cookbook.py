@@ -14,8 +14,8 @@
 # written by hand, with every dimension a different size.
 
 # %%
-import subprocess
-import sys
+import contextlib
+import io
 import timeit
 
 import numpy as np
@@ -23,8 +23,26 @@ import matplotlib.pyplot as plt
 from IPython.display import Markdown, Math, display
 
 import matdiff
-from matdiff.higher import Higher
-from matdiff.numpy_emit import compile_module
+from matdiff.cli import main as matdiff_main
+
+
+def matdiff_cli(*args):
+    """What the command `matdiff ARGS…` prints: its entry point, run in this process."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            matdiff_main(list(args))
+        except SystemExit as exit_:
+            if exit_.code:
+                raise RuntimeError(f"matdiff {' '.join(args)} exited with status {exit_.code}")
+    return out.getvalue()
+
+
+def module(source):
+    """Execute a module that matdiff generated (`--format numpy`): its functions by name."""
+    namespace = {}
+    exec(compile(source, "<matdiff module>", "exec"), namespace)
+    return namespace
 
 
 def numeric_grad(f, arrays, name, eps=1e-6):
@@ -109,9 +127,7 @@ display(Markdown("\n".join(rows)))
 # cyclic property of the trace.
 
 # %%
-out = subprocess.run([sys.executable, "-m", "matdiff.cli", "grad", "tr(X^-1 A)", "--wrt", "X", "--steps"],
-                     capture_output=True, text=True, check=True).stdout
-print(out)
+print(matdiff_cli("grad", "tr(X^-1 A)", "--wrt", "X", "--steps"))
 
 # %% [markdown]
 # ## Hessians
@@ -164,9 +180,8 @@ hess_cases = [
      lambda X: -np.kron(inv(X), inv(X).T) @ commutation(*X.shape)),
 ]
 for expr, wrt, arrays, grad_by_hand, printed_by_hand in hess_cases:
-    h = Higher(expr, wrt, None, "hessian")
-    print("\n".join(h.lines()))
-    H = compile_module(h.numpy_source())["hessian"](**arrays)
+    print(matdiff_cli("hessian", expr, "--wrt", wrt), end="")
+    H = module(matdiff_cli("hessian", expr, "--wrt", wrt, "--format", "numpy"))["hessian"](**arrays)
     H_fd = hessian_fd(grad_by_hand, arrays[wrt])
     e1, e2 = rel_err(np.reshape(H, H_fd.shape), H_fd), rel_err(printed_by_hand(**arrays), H_fd)
     print(f"    compiled Hessian vs FD {e1:.1e}; printed formula in NumPy vs FD {e2:.1e}\n")
@@ -179,12 +194,12 @@ for expr, wrt, arrays, grad_by_hand, printed_by_hand in hess_cases:
 # tanh map $f(x) = \tanh(W_2\tanh(W_1x))$ with $x\in\mathbb R^3$, $W_1$ 4×3, $W_2$ 2×4:
 
 # %%
-jac = Higher("tanh(W2 tanh(W1 x))", "x", None, "jacobian")
-print(*jac.lines(fname="f"), sep="\n")
+print(matdiff_cli("jacobian", "tanh(W2 tanh(W1 x))", "--wrt", "x"), end="")
+jacobian = module(matdiff_cli("jacobian", "tanh(W2 tanh(W1 x))", "--wrt", "x", "--format", "numpy"))["jacobian"]
 W1, W2, x3 = rng.standard_normal((4, 3)), rng.standard_normal((2, 4)), rng.standard_normal(3)
 f = lambda x: np.tanh(W2 @ np.tanh(W1 @ x))
 J_fd = np.stack([(f(x3 + 1e-6 * e) - f(x3 - 1e-6 * e)) / 2e-6 for e in np.eye(3)], axis=1)
-J = compile_module(jac.numpy_source())["jacobian"](W1=W1, W2=W2, x=x3)
+J = jacobian(W1=W1, W2=W2, x=x3)
 by_hand = np.diag(1 - f(x3) ** 2) @ W2 @ np.diag(1 - np.tanh(W1 @ x3) ** 2) @ W1
 print(f"shape {J.shape}; compiled vs FD {rel_err(J, J_fd):.1e}; printed formula in NumPy vs FD {rel_err(by_hand, J_fd):.1e}")
 assert J.shape == (2, 3) and rel_err(J, J_fd) < 1e-8 and rel_err(by_hand, J_fd) < 1e-8
