@@ -2,16 +2,21 @@
 
 The notebooks check their own formulas (asserts in code cells, against finite
 differences or NumPy written by hand), so a clean run is the test. Each one is
-executed with nbclient in a new `python3` kernel (ipykernel, installed by the
-dev extra, provides it in the same environment), any error fails, and each
-cell has a timeout. The stored files must carry their outputs and match their
-text sources in notebooks/src/ (rebuild with `python notebooks/build.py`).
+executed with nbclient in a new kernel of this very interpreter (ipykernel,
+from the dev extra, started through a kernel spec made for the test, so that a
+`python3` spec of another environment on the machine is never picked up); any
+error fails, and each cell has a timeout. The stored files must carry their
+outputs and match their text sources in notebooks/src/ (rebuild them with
+`python notebooks/build.py`).
 """
 
 import json
+import sys
 import time
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,10 +54,24 @@ def test_stored_with_outputs_and_in_sync(path):
             f"{path.name} differs from {src.name}: run `python notebooks/build.py {path.stem}`")
 
 
+KERNEL = "matdiff-notebooks"
+
+
+@pytest.fixture(scope="module")
+def jupyter_path(tmp_path_factory):
+    """A directory with a kernel spec that starts ipykernel in this interpreter."""
+    root = tmp_path_factory.mktemp("jupyter")
+    spec = root / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (matdiff tests)", "language": "python"}))
+    return root
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+def test_notebook_runs(path, monkeypatch, jupyter_path):
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))  # searched before the user's and the system's
     # The kernel inherits the environment: no display, no GUI backend, and one
     # BLAS thread (a notebook's small products gain nothing from more, and on a
     # busy 2-core machine threads only wait for each other).
@@ -60,7 +79,7 @@ def test_notebook_runs(path, monkeypatch):
     for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
         monkeypatch.setenv(var, "1")
     nb = nbformat.read(str(path), as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name=KERNEL,
                                      allow_errors=False, record_timing=False,
                                      resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
