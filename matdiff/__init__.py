@@ -8,6 +8,9 @@
 
 from .errors import MatdiffError, ParseError, ShapeError, DerivativeError
 from .errors import NameError_ as UnknownNameError
+# The op constructors and their named rewrites register with the IR here, so
+# that ir.tr(x) & co. exist wherever matdiff is imported.
+from .ops import algebra as _algebra, rewrites as _rewrites  # noqa: F401
 
 __version__ = "0.1.0"
 

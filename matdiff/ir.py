@@ -19,7 +19,7 @@ import weakref
 import zlib
 from fractions import Fraction
 
-from .dims import Prod, product
+from .dims import Prod
 from .errors import ShapeError
 
 # Weak values: a node lives as long as something uses it, so long-running
@@ -31,8 +31,8 @@ class Node:
     __slots__ = ("op", "args", "attr", "shape", "skey", "depth", "leaf", "__weakref__")
 
     def __repr__(self):
-        from .printing import to_text
-        return f"<{self.op} {to_text(self)}>"
+        shape = "×".join(str(d) for d in self.shape)
+        return f"<{self.op} {self.attr if self.attr is not None else ''} {shape} #{self.skey:08x}>"
 
     @property
     def is_scalar(self):
@@ -70,6 +70,106 @@ def _make(op, args=(), attr=None, shape=(1, 1)):
         node.leaf = ""
     _TABLE[key] = node
     return node
+
+
+# ----------------------------------------------------------------------------
+# Named rewrites. A simplification is a Rule in a table: a name (the identity
+# it uses, which --steps and `trace_rewrites` report), a phase, and a function
+# that returns the rewritten node or None. Keys: an op's name (its
+# constructor's arguments), ("pair", left op, right op) for adjacent factors of
+# a matrix product, ("T", op) for a transpose, ("fn", name) for an element-wise
+# function, "factor" for the common factors of a sum. The core's rules are
+# below; every op's are in matdiff/ops/rewrites.py. Constructors themselves do
+# only what keeps hash-consing sound: flatten, fold numbers, collect like
+# terms and powers, and order the operands canonically.
+
+PHASES = ("canonicalize", "collect", "factor")
+
+
+class Rule:
+    __slots__ = ("name", "phase", "key", "fn")
+
+    def __init__(self, name, phase, key, fn):
+        self.name, self.phase, self.key, self.fn = name, phase, key, fn
+
+    def __repr__(self):
+        return f"<rule {self.phase}: {self.name}>"
+
+
+_RULES = {}     # key -> [Rule], in phase order (registration order within one)
+_PAIRS = []     # the ("pair", a, b) rules, "*" a wildcard op
+_PAIR_INDEX = {}
+_trace = None   # a list while trace_rewrites() records
+
+
+def rewrite(key, name, phase="collect"):
+    """Decorator: add fn to the table as the rule `name` of `phase` under key."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}")
+
+    def register(fn):
+        r = Rule(name, phase, key, fn)
+        if isinstance(key, tuple) and key[0] == "pair":
+            _PAIRS.append(r)
+            _PAIRS.sort(key=lambda q: PHASES.index(q.phase))
+            _PAIR_INDEX.clear()
+        else:
+            rules = _RULES.setdefault(key, [])
+            rules.append(r)
+            rules.sort(key=lambda q: PHASES.index(q.phase))
+        return fn
+    return register
+
+
+def rules():
+    """Every rule of the table (for documentation and tests)."""
+    return [r for rs in _RULES.values() for r in rs] + list(_PAIRS)
+
+
+def _fired(rule):
+    if _trace is not None:
+        _trace.append(rule.name)
+
+
+def _rewrite(key, *args):
+    for r in _RULES.get(key, ()):
+        out = r.fn(*args)
+        if out is not None:
+            _fired(r)
+            return out
+    return None
+
+
+def _pair_rules(a, b):
+    k = (a.op, b.op)
+    rs = _PAIR_INDEX.get(k)
+    if rs is None:
+        rs = _PAIR_INDEX[k] = [r for r in _PAIRS if r.key[1] in (a.op, "*")
+                               and r.key[2] in (b.op, "*")]
+    return rs
+
+
+class trace_rewrites:
+    """with ir.trace_rewrites() as names: … records the names of the rules
+    that fired (in order) while building inside the block."""
+
+    def __enter__(self):
+        global _trace
+        self.outer, _trace = _trace, []
+        return _trace
+
+    def __exit__(self, *exc):
+        global _trace
+        inner, _trace = _trace, self.outer
+        if self.outer is not None:
+            self.outer.extend(inner)
+        return False
+
+
+# Symmetry of registered ops, from their entries' `symmetric` key (filled by
+# matdiff.ops): "always" (diag(v)), "first" (X⁻¹ of a symmetric X), "all"
+# (A ⊗ B of symmetric A, B).
+SYMMETRY = {}
 
 
 def clear_cache():
@@ -181,7 +281,7 @@ def _fmt(shape):
 
 
 def add(*xs):
-    shape = _bshape(xs, "sum")
+    shape = _bshape(xs, "addition")
     terms = {}
     for x in xs:
         if x.op == "T" and x.args[0].op == "add":
@@ -240,49 +340,87 @@ def _linear(x, f):
 
 
 def _factor(items, shape):
-    """Pull factors common to every term out of a sum (textbook form)."""
+    """Pull factors common to every term out of a sum (textbook form): the
+    first "factor" rule that applies."""
     if len(items) < 2 or any(t is None for _, t in items):
         return items
-    # Common scalar factors: det(X)A + det(X)B -> det(X)(A + B).
+    for r in _RULES.get("factor", ()):
+        out = r.fn(items, shape)
+        if out is not None:
+            _fired(r)
+            return out
+    return items
+
+
+@rewrite("factor", "common scalar factor: sA + sB = s(A + B)", "factor")
+def _common_scalar(items, shape):
     parts = [_scalar_parts(t) for _, t in items]
     common = set(parts[0][0])
     for sc, _ in parts[1:]:
         common &= set(sc)
-    if common:
-        inner = []
-        for (c, _), (sc, core) in zip(items, parts):
-            rest = [f for f in sc if f not in common] + [core]
-            inner.append(scale(c, mul(*rest)))
-        return [(Fraction(1), mul(*sorted(common, key=_mul_order), add(*inner)))]
-    # A common numeric coefficient: 2A + 2B -> 2(A + B).
+    if not common:
+        return None
+    inner = []
+    for (c, _), (sc, core) in zip(items, parts):
+        rest = [f for f in sc if f not in common] + [core]
+        inner.append(scale(c, mul(*rest)))
+    return [(Fraction(1), mul(*sorted(common, key=_mul_order), add(*inner)))]
+
+
+@rewrite("factor", "common coefficient: 2A + 2B = 2(A + B)", "factor")
+def _common_coefficient(items, shape):
     coefs = {c for c, _ in items}
     if len(coefs) == 1:
         (c,) = coefs
         if c not in (1, -1):
             return [(c, add(*[t for _, t in items]))]
-    if any(t.shape != shape for _, t in items):
-        return items  # a broadcast scalar term: no common matrix factor
+    return None
+
+
+def _full(items, shape):
+    # a broadcast scalar term has no matrix factor in common with the rest
+    return all(t.shape == shape for _, t in items)
+
+
+@rewrite("factor", "common left factor: AB + AC = A(B + C)", "factor")
+def _common_left(items, shape):
+    if not _full(items, shape):
+        return None
     chains = [_chain(t) for _, t in items]
     if all(len(ch) >= 2 for ch in chains):
         first = chains[0][0]
         if all(ch[0] is first for ch in chains):
             inner = add(*[scale(c, matmul(*ch[1:])) for (c, _), ch in zip(items, chains)])
             return [(Fraction(1), matmul(first, inner))]
+    return None
+
+
+@rewrite("factor", "common right factor: BA + CA = (B + C)A", "factor")
+def _common_right(items, shape):
+    if not _full(items, shape):
+        return None
+    chains = [_chain(t) for _, t in items]
+    if all(len(ch) >= 2 for ch in chains):
         last = chains[0][-1]
         if all(ch[-1] is last for ch in chains):
             inner = add(*[scale(c, matmul(*ch[:-1])) for (c, _), ch in zip(items, chains)])
             return [(Fraction(1), matmul(inner, last))]
-    # Common Hadamard factor: A ⊙ X + B ⊙ X -> (A + B) ⊙ X.
-    if all(t.op == "mul" and not t.is_scalar for _, t in items):
-        common = set(items[0][1].args)
-        for _, t in items[1:]:
-            common &= set(t.args)
-        common = [f for f in common if not f.is_scalar and f.shape == shape]
-        # only where each term keeps a matrix factor (no broadcast scalar left over)
-        if common and all(sum(not f.is_scalar for f in t.args) > len(common) for _, t in items):
-            inner = add(*[scale(c, mul(*[f for f in t.args if f not in common])) for c, t in items])
-            return [(Fraction(1), mul(*common, inner))]
-    return items
+    return None
+
+
+@rewrite("factor", "common Hadamard factor: A ⊙ X + B ⊙ X = (A + B) ⊙ X", "factor")
+def _common_hadamard(items, shape):
+    if not _full(items, shape) or not all(t.op == "mul" and not t.is_scalar for _, t in items):
+        return None
+    common = set(items[0][1].args)
+    for _, t in items[1:]:
+        common &= set(t.args)
+    common = [f for f in common if not f.is_scalar and f.shape == shape]
+    # only where each term keeps a matrix factor (no broadcast scalar left over)
+    if common and all(sum(not f.is_scalar for f in t.args) > len(common) for _, t in items):
+        inner = add(*[scale(c, mul(*[f for f in t.args if f not in common])) for c, t in items])
+        return [(Fraction(1), mul(*common, inner))]
+    return None
 
 
 # ----------------------------------------------------------------------------
@@ -481,69 +619,96 @@ def _cancels(parts):
 
 
 def _pair(a, b):
-    """Simplify the adjacent pair a b, or None."""
-    # onehot rows sum to 1: Y𝟙 = 𝟙, 𝟙ᵀYᵀ = 𝟙ᵀ
-    if b.op == "ones" and _is_onehot(a):
-        return ones(a.rows)
-    if a.op == "T" and a.args[0].op == "ones" and b.op == "T" and _is_onehot(b.args[0]):
-        return transpose(ones(b.cols))
-    if a.op == "T" and a.args[0].op == "ones" and b.op == "ones":
-        return dim(b.rows)  # 𝟙ᵀ𝟙 = n
-    # softmax sums to one: over a vector's entries, along a matrix's rows
-    if a.op == "T" and a.args[0].op == "ones" and b.op == "softmax" and b.cols == 1:
-        return num(1)
-    if b.op == "ones" and a.op == "T" and a.args[0].op == "softmax" and a.rows == 1:
-        return num(1)
-    if b.op == "ones" and a.op == "softmax" and a.cols != 1:
-        return ones(a.rows)
-    if a.op == "T" and a.args[0].op == "ones" and _is_onehot(b) and b.cols == 1:
-        return num(1)
-    if b.op == "ones" and a.op == "T" and _is_onehot(a.args[0]) and a.rows == 1:
-        return num(1)
-    if a.op == "inv" and a.args[0] is b or b.op == "inv" and b.args[0] is a:
-        return eye(a.rows)
-    if a.op == "T" and b.op == "T" and a.args[0].op == "inv" and a.args[0].args[0] is b.args[0]:
-        return eye(a.rows)
-    if a.op == "T" and b.op == "T" and b.args[0].op == "inv" and b.args[0].args[0] is a.args[0]:
-        return eye(a.rows)
-    if a.op == "diag" and b.op == "diag":
-        return diag(mul(a.args[0], b.args[0]))
-    if a.op == "T" and a.args[0].op == "ones" and b.op == "diag":
-        return transpose(b.args[0])  # 𝟙ᵀdiag(v) = vᵀ
-    if a.op == "diag" and b.op == "ones":
-        return a.args[0]  # diag(v)𝟙 = v
-    if b.op == "ones" and a.op == "mul" and not a.is_scalar:
-        # (c𝟙ᵀ ⊙ A)𝟙 = c ⊙ (A𝟙): a factor constant along each row leaves the row sum
-        rowc = [f for f in a.args if f.op == "matmul" and len(f.args) == 2 and f.args[0].cols == 1
-                and f.args[1].op == "T" and f.args[1].args[0].op == "ones"]
-        if rowc:
-            f = rowc[0]
-            rest = [g for g in a.args if g is not f]
-            return mul(f.args[0], matmul(mul(*rest), b))
-    if b.op == "ones" and a.op == "add" and not a.is_scalar:
-        # (X − X𝟙𝟙ᵀ/n)𝟙 = 0: a row sum distributed over a sum only where terms cancel
-        parts = [mul(t, dim(a.cols), ones(a.rows)) if t.is_scalar else matmul(t, b)
-                 for t in a.args]
-        if _cancels(parts):  # (checked before add, which would factor (…)𝟙 back)
-            return add(*parts)
-    if a.op == "T" and a.args[0].op == "ones" and b.op == "mul" and not b.is_scalar:
-        # 𝟙ᵀ(𝟙r ⊙ A) = r ⊙ 𝟙ᵀA: the same for column sums
-        colr = [f for f in b.args if f.op == "matmul" and len(f.args) == 2 and f.args[1].rows == 1
-                and f.args[0].op == "ones"]
-        if colr:
-            f = colr[0]
-            rest = [g for g in b.args if g is not f]
-            return mul(f.args[1], matmul(a, mul(*rest)))
-    if a.op == "T" and a.args[0].op == "ones" and b.op == "add" and not b.is_scalar:
-        parts = [mul(t, dim(b.rows), transpose(ones(b.cols))) if t.is_scalar else matmul(a, t)
-                 for t in b.args]
-        if _cancels(parts):  # 𝟙ᵀ(X − 𝟙𝟙ᵀX/N) = 0
-            return add(*parts)
-    if a.op == "kron" and b.op == "kron" and a.args[0].cols == b.args[0].rows \
-            and a.args[1].cols == b.args[1].rows:
-        # (A ⊗ B)(C ⊗ D) = AC ⊗ BD
-        return kron(matmul(a.args[0], b.args[0]), matmul(a.args[1], b.args[1]))
+    """Simplify the adjacent pair a b by the first pair rule that applies, or None."""
+    for r in _pair_rules(a, b):
+        out = r.fn(a, b)
+        if out is not None:
+            _fired(r)
+            return out
     return None
+
+
+# The core's pair rules: all-ones vectors, row and column sums.
+
+@rewrite(("pair", "var", "ones"), "one-hot rows sum to one: Y𝟙 = 𝟙")
+def _onehot_rows(a, b):
+    return ones(a.rows) if _is_onehot(a) else None
+
+
+@rewrite(("pair", "T", "T"), "one-hot rows sum to one: 𝟙ᵀYᵀ = 𝟙ᵀ")
+def _onehot_rows_t(a, b):
+    if a.args[0].op == "ones" and _is_onehot(b.args[0]):
+        return transpose(ones(b.cols))
+    return None
+
+
+@rewrite(("pair", "T", "ones"), "𝟙ᵀ𝟙 = n")
+def _ones_dot(a, b):
+    return dim(b.rows) if a.args[0].op == "ones" else None
+
+
+@rewrite(("pair", "T", "var"), "a one-hot vector sums to one: 𝟙ᵀy = 1")
+def _onehot_sum(a, b):
+    return num(1) if a.args[0].op == "ones" and _is_onehot(b) and b.cols == 1 else None
+
+
+@rewrite(("pair", "T", "ones"), "a one-hot vector sums to one: yᵀ𝟙 = 1")
+def _onehot_sum_t(a, b):
+    return num(1) if _is_onehot(a.args[0]) and a.rows == 1 else None
+
+
+def _row_constant(f):
+    """f = c𝟙ᵀ: constant along each row."""
+    return f.op == "matmul" and len(f.args) == 2 and f.args[0].cols == 1 \
+        and f.args[1].op == "T" and f.args[1].args[0].op == "ones"
+
+
+def _column_constant(f):
+    """f = 𝟙r: constant down each column."""
+    return f.op == "matmul" and len(f.args) == 2 and f.args[1].rows == 1 \
+        and f.args[0].op == "ones"
+
+
+@rewrite(("pair", "mul", "ones"), "row sums: (c𝟙ᵀ ⊙ A)𝟙 = c ⊙ (A𝟙)")
+def _row_sum_scaled(a, b):
+    if a.is_scalar:
+        return None
+    rowc = [f for f in a.args if _row_constant(f)]
+    if not rowc:
+        return None
+    f = rowc[0]
+    rest = [g for g in a.args if g is not f]
+    return mul(f.args[0], matmul(mul(*rest), b))
+
+
+@rewrite(("pair", "add", "ones"), "row sums of a sum where terms cancel: (X − X𝟙𝟙ᵀ/n)𝟙 = 0")
+def _row_sum_distributed(a, b):
+    if a.is_scalar:
+        return None
+    parts = [mul(t, dim(a.cols), ones(a.rows)) if t.is_scalar else matmul(t, b) for t in a.args]
+    # (checked before add, which would factor (…)𝟙 back)
+    return add(*parts) if _cancels(parts) else None
+
+
+@rewrite(("pair", "T", "mul"), "column sums: 𝟙ᵀ(𝟙r ⊙ A) = r ⊙ 𝟙ᵀA")
+def _column_sum_scaled(a, b):
+    if a.args[0].op != "ones" or b.is_scalar:
+        return None
+    colr = [f for f in b.args if _column_constant(f)]
+    if not colr:
+        return None
+    f = colr[0]
+    rest = [g for g in b.args if g is not f]
+    return mul(f.args[1], matmul(a, mul(*rest)))
+
+
+@rewrite(("pair", "T", "add"), "column sums of a sum where terms cancel: 𝟙ᵀ(X − 𝟙𝟙ᵀX/N) = 0")
+def _column_sum_distributed(a, b):
+    if a.args[0].op != "ones" or b.is_scalar:
+        return None
+    parts = [mul(t, dim(b.rows), transpose(ones(b.cols))) if t.is_scalar else matmul(a, t)
+             for t in b.args]
+    return add(*parts) if _cancels(parts) else None
 
 
 # ----------------------------------------------------------------------------
@@ -552,7 +717,7 @@ def _pair(a, b):
 
 def is_symmetric(x):
     op = x.op
-    if x.is_scalar or op in ("eye", "diag", "zero"):
+    if x.is_scalar or op in ("eye", "zero") or SYMMETRY.get(op) == "always":
         return True
     if x.rows != x.cols:
         return False
@@ -566,9 +731,9 @@ def is_symmetric(x):
         return False
     # Not through `let`: a named intermediate may be differentiated as an
     # independent input, and Z1ᵀ = Z1 holds for its value, not its differential.
-    if op in ("inv", "fn", "pow"):
+    if op in ("fn", "pow") or SYMMETRY.get(op) == "first":
         return is_symmetric(x.args[0])
-    if op == "kron":
+    if SYMMETRY.get(op) == "all":
         return all(is_symmetric(a) for a in x.args)
     if op == "matmul":
         ch = x.args
@@ -610,292 +775,58 @@ def transpose(x):
         return fn(x.attr, transpose(x.args[0]), *x.args[1:])
     if op == "pow" and _transpose_free(x.args[0]):
         return power(transpose(x.args[0]), x.args[1])
-    if op == "inv" and x.args[0].op == "T":
-        return inv(x.args[0].args[0])
-    if op == "kron":  # (A ⊗ B)ᵀ = Aᵀ ⊗ Bᵀ
-        return kron(transpose(x.args[0]), transpose(x.args[1]))
+    out = _rewrite(("T", op), x)
+    if out is not None:
+        return out
     return _make("T", (x,), None, (x.cols, x.rows))
 
 
 # ----------------------------------------------------------------------------
-# Matrix functions
-
-
-def _square(x, what):
-    if x.rows != x.cols:
-        raise ShapeError(f"{what} needs a square matrix, got {_fmt(x.shape)}")
-
-
-def inv(x):
-    if x.is_scalar:
-        return recip(x)
-    _square(x, "inverse")
-    op = x.op
-    if op == "inv":
-        return x.args[0]
-    if op == "eye":
-        return x
-    if op == "T":
-        return transpose(inv(x.args[0]))
-    if op == "diag":
-        return diag(recip(x.args[0]))
-    sc, core = _scalar_parts(x)
-    if sc:
-        return mul(*[recip(s) for s in sc], inv(core))
-    return _make("inv", (x,), None, x.shape)
-
-
-def tr(x):
-    if x.is_scalar:
-        return x
-    _square(x, "trace")
-    op = x.op
-    if op == "T":
-        return tr(x.args[0])
-    if op == "eye":
-        return dim(x.rows)
-    if op == "zero":
-        return num(0)
-    out = _linear(x, tr)
-    if out is not None:
-        return out
-    if op == "add":
-        # tr is linear; keep scalars out of the trace.
-        return add(*[tr(a) if not a.is_scalar else mul(a, dim(x.rows)) for a in x.args])
-    if op == "matmul":
-        ch = x.args
-        # tr(a ... ) with a a column vector = (...)a, a scalar: no trace needed.
-        for i, f in enumerate(ch):
-            if f.cols == 1:
-                return matmul(*(ch[i + 1:] + ch[:i + 1]))
-    return _make("tr", (x,), None, (1, 1))
-
-
-def det(x):
-    if x.is_scalar:
-        return x
-    _square(x, "det")
-    if x.op == "T":
-        return det(x.args[0])
-    if x.op == "inv":
-        return recip(det(x.args[0]))
-    if x.op == "eye":
-        return num(1)
-    return _make("det", (x,), None, (1, 1))
-
-
-def logdet(x):
-    if x.is_scalar:
-        return fn("log", fn("abs", x))
-    _square(x, "logdet")
-    if x.op == "T":
-        return logdet(x.args[0])
-    if x.op == "inv":
-        return neg(logdet(x.args[0]))
-    if x.op == "eye":
-        return num(0)
-    return _make("logdet", (x,), None, (1, 1))
-
-
-def sum_(x):
-    if x.is_scalar:
-        return x
-    out = _linear(x, sum_)
-    if out is not None:
-        return out
-    if x.op == "T":
-        return sum_(x.args[0])
-    if x.op == "zero":
-        return num(0)
-    if is_ones_matrix(x):  # the number of entries
-        return mul(dim(x.rows), dim(x.cols))
-    if x.op == "add" and any(t.is_scalar for t in x.args):
-        # a broadcast scalar term counts once per entry: sum(x − s) = sum(x) − n s,
-        # so a centred vector sums to 0 (var's gradient)
-        return add(*[mul(t, dim(x.rows), dim(x.cols)) if t.is_scalar else sum_(t)
-                     for t in x.args])
-    return _make("sum", (x,), None, (1, 1))
-
-
-def sum_axis(x, axis):
-    """NumPy's sum(x, axis) with the axis kept: x𝟙 (N×1) for axis 1, 𝟙ᵀx (1×D)
-    for axis 0."""
-    if axis == 1:
-        return matmul(x, ones(x.cols))
-    return matmul(transpose(ones(x.rows)), x)
-
-
-def mean(x, axis=None):
-    """The mean of all entries (a scalar), or along an axis, kept: x𝟙/D, 𝟙ᵀx/N."""
-    if axis is None:
-        return mul(sum_(x), recip(mul(dim(x.rows), dim(x.cols))))
-    return mul(sum_axis(x, axis), recip(dim(x.cols if axis == 1 else x.rows)))
-
-
-def variance(x, axis=None):
-    """The population variance of all entries, or along an axis (kept):
-    mean((x − mean(x, 1)𝟙ᵀ).^2, 1) for axis 1."""
-    if axis is None:
-        centred = add(x, neg(mean(x)))
-    elif axis == 1:
-        centred = add(x, neg(matmul(mean(x, 1), transpose(ones(x.cols)))))
-    else:
-        centred = add(x, neg(matmul(ones(x.rows), mean(x, 0))))
-    return mean(power(centred, num(2)), axis)
-
-
-def norm(x):
-    if x.is_scalar:
-        return fn("abs", x)
-    if x.op == "T":
-        return norm(x.args[0])
-    return _make("norm", (x,), None, (1, 1))
-
-
-def diag(v):
-    """Vector -> diagonal matrix."""
-    if v.is_scalar:
-        return v
-    if v.cols != 1:
-        raise ShapeError(f"diag of a row vector {_fmt(v.shape)}")
-    if v.op == "ones":
-        return eye(v.rows)
-    if v.op == "zero":
-        return zero((v.rows, v.rows))
-    out = _linear(v, diag)
-    if out is not None:
-        return out
-    return _make("diag", (v,), None, (v.rows, v.rows))
-
-
-def diagvec(x):
-    """Matrix -> vector of its diagonal."""
-    if x.is_scalar:
-        return x
-    _square(x, "diag")
-    if x.op == "eye":
-        return ones(x.rows)
-    if x.op == "diag":
-        return x.args[0]
-    if x.op == "T":
-        return diagvec(x.args[0])
-    if x.op == "matmul" and x.args[0].cols == 1:
-        return mul(x.args[0], transpose(matmul(*x.args[1:])))  # diag(u rᵀ) = u ⊙ r
-    if x.op == "zero":
-        return zero((x.rows, 1))
-    out = _linear(x, diagvec)
-    if out is not None:
-        return out
-    return _make("diagvec", (x,), None, (x.rows, 1))
-
-
-def _elementwise(name):
-    from .ops import registry
-    return registry.elementwise().get(name, {})
+# Element-wise functions (the core's only application node; the functions
+# themselves, and what composes with what, are the registry's)
 
 
 def fn(name, x, *params):
     """Element-wise function by canonical name, with its scalar parameters
-    (`elu(x, α)`: the arguments after x); rewrites keep textbook forms."""
+    (`elu(x, α)`: the arguments after x)."""
     for p in params:
         if not p.is_scalar:
             raise ShapeError(f"the parameter of {name} must be a scalar, not {_fmt(p.shape)}")
-    if params:
-        if is_zero(x) and _elementwise(name).get("keeps_zero"):
-            return x
-        return _make("fn", (x, *params), name, x.shape)
-    if name == "log":
-        if x.op == "fn" and x.attr == "exp":
-            return x.args[0]
-        if x.op == "softmax":
-            return log_softmax(x.args[0])
-        if x.op == "add" and len(x.args) == 2:
-            a, b = x.args
-            if a.op == "const" and a.attr == 1 and b.op == "fn" and b.attr == "exp":
-                return fn("softplus", b.args[0])
-    if name == "exp" and x.op == "fn" and x.attr == "log":
-        return x.args[0]
-    if name == "exp" and x.op == "log_softmax":
-        return softmax(x.args[0])
-    if name == "log1p" and x.op == "fn" and x.attr == "exp":
-        return fn("softplus", x.args[0])
-    if is_zero(x) and _elementwise(name).get("keeps_zero"):
-        return x
-    return _make("fn", (x,), name, x.shape)
-
-
-def softmax(x):
-    return _make("softmax", (x,), None, x.shape)
-
-
-def log_softmax(x):
-    return _make("log_softmax", (x,), None, x.shape)
-
-
-def logsumexp(x):
-    shape = (1, 1) if x.cols == 1 or x.rows == 1 else (x.rows, 1)
-    return _make("logsumexp", (x,), None, shape)
+    out = _rewrite(("fn", name), x, *params)
+    if out is None:
+        out = _rewrite(("fn", "*"), name, x, *params)
+    if out is not None:
+        return out
+    return _make("fn", (x, *params), name, x.shape)
 
 
 # ----------------------------------------------------------------------------
-# Column stacking and Kronecker products (sizes that are products: dims.Prod)
+# Named ops: built through apply, their constructors registered from matdiff.ops
 
 
-def vec(x):
-    """The columns of x stacked: an (m·n)-vector for m×n x."""
-    if x.cols == 1:
-        return x
-    if x.rows == 1:
-        return transpose(x)  # vec(vᵀ) = v
-    if x.op == "zero":
-        return zero((product(x.rows, x.cols), 1))
-    if is_ones_matrix(x):
-        return ones(product(x.rows, x.cols))
-    if x.op == "unvec":
-        return x.args[0]
-    out = _linear(x, vec)
+def apply(name, args, shape, attr=None):
+    """The node name(args) of a registered op: the first of its named rewrites
+    that applies, else the node itself."""
+    out = _rewrite(name, *args)
     if out is not None:
         return out
-    return _make("vec", (x,), None, (product(x.rows, x.cols), 1))
+    return _make(name, tuple(args), attr, tuple(shape))
 
 
-def unvec(g, m, n):
-    """The m×n matrix whose columns are the consecutive m-chunks of the
-    (m·n)-vector g: the inverse (and the adjoint) of vec."""
-    if g.cols != 1 or g.rows != product(m, n):
-        raise ShapeError(f"unvec of {_fmt(g.shape)} into {_fmt((m, n))}")
-    if n == 1:
-        return g
-    if m == 1:
-        return transpose(g)
-    if g.op == "zero":
-        return zero((m, n))
-    if g.op == "ones":
-        return ones_like((m, n))
-    if g.op == "vec" and g.args[0].shape == (m, n):
-        return g.args[0]
-    out = _linear(g, lambda v: unvec(v, m, n))
-    if out is not None:
-        return out
-    return _make("unvec", (g,), None, (m, n))
+_CONSTRUCTORS = {}
 
 
-def kron(a, b):
-    """The Kronecker product a ⊗ b: (m·p)×(n·q) for m×n a and p×q b."""
-    if a.is_scalar or b.is_scalar:
-        return mul(a, b)
-    shape = (product(a.rows, b.rows), product(a.cols, b.cols))
-    if is_zero(a) or is_zero(b):
-        return zero(shape)
-    sa, ca = _scalar_parts(a)
-    sb, cb = _scalar_parts(b)
-    if sa or sb:
-        return mul(*sa, *sb, kron(ca, cb))
-    if a.op == "eye" and b.op == "eye":
-        return eye(shape[0])
-    if is_ones_matrix(a) and is_ones_matrix(b):  # all ones
-        return ones_like(shape)
-    return _make("kron", (a, b), None, shape)
+def constructor(f, name=None):
+    """Register f as ir.<name> (the op constructors live in matdiff.ops)."""
+    _CONSTRUCTORS[name or f.__name__] = f
+    return f
+
+
+def __getattr__(name):
+    try:
+        return _CONSTRUCTORS[name]
+    except KeyError:
+        raise AttributeError(f"module 'matdiff.ir' has no attribute {name!r}") from None
 
 
 def let(name, x):
