@@ -5,7 +5,7 @@ vec(A dX B) = (Bᵀ ⊗ A) vec(dX).
 """
 
 from . import ir
-from .ops import registry
+from .ops import linear, registry
 from .diff import topo_order, rule_env
 
 
@@ -118,22 +118,11 @@ def _lin(E, v, memo):
             if Ap is None:
                 return inner
             return ir.matmul(Ap, inner) if (Bp is None or Bp.cols == 1) else None
-        if F.op == "diag" and Bp is not None and Bp.cols == 1:
-            MF = _lin(F.args[0], v, memo)
-            if MF is None:
-                return None
-            core = ir.matmul(ir.diag(Bp), MF)
-            return ir.matmul(Ap, core) if Ap is not None else core
-        return None
-    if op == "sum":
-        a = E.args[0]
-        if a.cols == 1 or a.rows == 1:
-            MF = _lin(a, v, memo)
-            return None if MF is None else ir.matmul(ir.transpose(ir.ones(_size(a))), MF)
-        return None
-    if op in ("tr", "diagvec"):
-        return _lin(E.args[0], v, memo) if E.args[0].is_scalar else None
-    return None
+        core = linear.scaling_factor(F, Bp, v, lambda x: _lin(x, v, memo))
+        if core is None:
+            return None
+        return ir.matmul(Ap, core) if Ap is not None else core
+    return linear.op_matrix(E, v, lambda x: _lin(x, v, memo))
 
 
 def kronecker_terms(H, dX):

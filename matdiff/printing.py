@@ -6,26 +6,35 @@ those names.
 """
 
 import re
+import unicodedata
 from fractions import Fraction
 
 from .ops import registry
 from .dims import Prod
+from .errors import DerivativeError
 
 ADD, NEG, HAD, PROD, APPLY, POSTFIX, ATOM = range(7)
+# how a registered op's template binds (its entry's `prec`)
+_PRECS = {"atom": ATOM, "postfix": POSTFIX, "hadamard": HAD}
 
 _CHUNK = re.compile(r"^[^\W\d_]\d*$")
 _WORD = r"(?:(?![𝟙ᵀ⁻⁰¹²³⁴⁵⁶⁷⁸⁹])\w)"
 _NAME_TAIL = re.compile(_WORD + "+$")
 _NAME_HEAD = re.compile("^" + _WORD + "+")
 
-_LATEX_GREEK = {
-    "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
-    "η": "eta", "θ": "theta", "ι": "iota", "κ": "kappa", "λ": "lambda", "μ": "mu",
-    "ν": "nu", "ξ": "xi", "π": "pi", "ρ": "rho", "σ": "sigma", "τ": "tau", "υ": "upsilon",
-    "φ": "phi", "χ": "chi", "ψ": "psi", "ω": "omega", "Γ": "Gamma", "Δ": "Delta",
-    "Θ": "Theta", "Λ": "Lambda", "Ξ": "Xi", "Π": "Pi", "Σ": "Sigma", "Φ": "Phi",
-    "Ψ": "Psi", "Ω": "Omega",
-}
+def _greek_names():
+    """α -> alpha, Γ -> Gamma, …: the LaTeX command of each Greek letter, from
+    its Unicode name. LaTeX has no omicron and no capitals that look Latin."""
+    def word(ch):  # Unicode spells lambda LAMDA
+        w = unicodedata.name(ch).split()[-1]
+        return "LAMBDA" if w == "LAMDA" else w
+    small = [chr(c) for c in range(ord("α"), ord("ω") + 1) if chr(c) not in "ος"]
+    out = {ch: word(ch).lower() for ch in small}
+    out.update({ch: word(ch).capitalize() for ch in "ΓΔΘΛΞΠΣΦΨΩ"})
+    return out
+
+
+_LATEX_GREEK = _greek_names()
 _GREEK_WORDS = set(_LATEX_GREEK.values())
 
 
@@ -153,9 +162,6 @@ class Printer:
     def transpose_text(self, s):
         return s + "ᵀ"
 
-    def inv_text(self, s, transposed):
-        return s + ("⁻ᵀ" if transposed else "⁻¹")
-
     def div_text(self, num, den):
         return f"{num}/{den}"
 
@@ -203,16 +209,6 @@ class Printer:
 
     def kron_sym(self):
         return " \\otimes " if self.latex else " ⊗ "
-
-    def p_kron(self, n):
-        return self.kron_sym().join(self.wrap(a, PROD) for a in n.args), HAD
-
-    def p_unvec(self, n):
-        g = self(n.args[0])
-        if self.latex:
-            return (f"\\operatorname{{vec}}^{{-1}}_{{{self.dim_text(n.rows)},"
-                    f"{self.dim_text(n.cols)}}}\\left({g}\\right)"), ATOM
-        return f"unvec({g}, {self.dim_text(n.rows)}, {self.dim_text(n.cols)})", ATOM
 
     def dim_text(self, d):
         """A size as the text reads it back: N, 3, m_A·m_B."""
@@ -338,12 +334,10 @@ class Printer:
     # -- postfix -------------------------------------------------------------
     def p_T(self, n):
         x = n.args[0]
-        if x.op == "inv":
-            return self.inv_text(self.wrap(x.args[0], ATOM), True), POSTFIX
+        op = registry.op(x.op)
+        if op is not None and op.get(self.template_key + "_T"):  # X⁻ᵀ
+            return self.template(x, self.template_key + "_T")
         return self.transpose_text(self.wrap(x, ATOM)), POSTFIX
-
-    def p_inv(self, n):
-        return self.inv_text(self.wrap(n.args[0], ATOM), False), POSTFIX
 
     # -- functions -------------------------------------------------------------
     def p_fn(self, n):
@@ -356,13 +350,31 @@ class Printer:
     template_key = "text"
 
     def __getattr__(self, name):
-        """p_<op> for the one-argument ops: their `text` / `latex` entry in rules/ops.toml."""
-        if name.startswith("p_"):
-            entry = registry.ops().get(name[2:], {})
-            tpl = entry.get(self.template_key)
-            if tpl is not None and "{X}" in tpl:
-                return lambda n: (tpl.replace("{X}", self(n.args[0])), ATOM)
+        """p_<op> of a registered op: its `text` / `latex` entry in rules/ops.toml."""
+        if name.startswith("p_") and registry.op(name[2:]) is not None:
+            return lambda n: self.template(n, self.template_key)
         raise AttributeError(name)
+
+    def template(self, n, key):
+        """n printed by its op's template `key`: {X}, {A}, {B} its arguments
+        by the entry's names, {rows}, {cols} its size. The entry's `prec`
+        says how it binds: "atom" (a call, the default: arguments bare),
+        "postfix" (X⁻¹: arguments as atoms), "hadamard" (A ⊗ B: arguments
+        as products)."""
+        op = registry.op(n.op)
+        tpl = op.get(key)
+        if tpl is None:
+            raise DerivativeError(f"the op {n.op!r} has no {key!r} entry to print it with")
+        prec = _PRECS[op.get("prec", "atom")]
+        names = op.get("args", ["X"])
+        out = tpl
+        for i, a in enumerate(n.args):
+            slot = "{" + (names[i] if i < len(names) else names[-1]) + "}"
+            text = self(a) if prec == ATOM else self.wrap(a, ATOM if prec == POSTFIX else PROD)
+            out = out.replace(slot, text)
+        if "{rows}" in out or "{cols}" in out:
+            out = out.replace("{rows}", self.dim_text(n.rows)).replace("{cols}", self.dim_text(n.cols))
+        return out, prec
 
     def p_let(self, n):
         return self.name(self.spaced(n.attr)), ATOM
@@ -437,9 +449,6 @@ class LatexPrinter(Printer):
     def transpose_text(self, s):
         return s + "^{\\top}"
 
-    def inv_text(self, s, transposed):
-        return s + ("^{-\\top}" if transposed else "^{-1}")
-
     def div_text(self, num, den):
         return f"\\frac{{{num}}}{{{den}}}"
 
@@ -455,9 +464,27 @@ class LatexPrinter(Printer):
         return "I" + self.size(n, n.attr), ATOM
 
 
-# Ops whose result has the shape of their argument: the argument's size is
-# fixed wherever the result's is (T with its two dimensions swapped).
-_SHAPE_KEEPING = {"fn", "pow", "softmax", "log_softmax", "inv", "let"}
+# Core ops whose result has the shape of their (first) argument: the
+# argument's size is fixed wherever the result's is (T with its two
+# dimensions swapped). A registered op keeps its argument's shape when it has
+# one argument of its own shape (softmax, X⁻¹).
+_SHAPE_KEEPING = {"fn", "pow", "let"}
+
+
+def _keeps_shape(n):
+    return n.op in _SHAPE_KEEPING or (
+        len(n.args) == 1 and registry.op(n.op) is not None and n.shape == n.args[0].shape)
+
+
+def _fixed_from_argument(n, a, det_a):
+    """Which of a registered op's (rows, cols) its one argument's printed size
+    fixes: a result dimension that is one of the argument's (diag(v) is n×n
+    for the n-vector v; the diagonal of X; logsumexp's rows)."""
+    if len(n.args) != 1:
+        return (False, False)
+    def known(d):
+        return any(k and d == ad for ad, k in zip(a.shape, det_a))
+    return (known(n.rows), known(n.cols))
 
 
 def _topo(roots):
@@ -497,10 +524,8 @@ def unanchored_leaves(root, cut=()):
             d = (a[0][1], a[0][0])
         elif n.op in _SHAPE_KEEPING:
             d = a[0]
-        elif n.op == "diag":
-            d = (a[0][0], a[0][0])
-        elif n.op in ("diagvec", "logsumexp"):
-            d = (a[0][0] or a[0][1], True)
+        elif registry.op(n.op) is not None:
+            d = _fixed_from_argument(n, n.args[0], a[0]) if n.args else (False, False)
         else:
             d = (False, False)
         det[n] = (d[0] or one[0], d[1] or one[1])
@@ -521,7 +546,7 @@ def unanchored_leaves(root, cut=()):
                         cols if i == last else det[n.args[i + 1]][0]) for i in range(last + 1)}
         elif n.op == "T":
             kids = {0: (cols, rows)}
-        elif n.op in _SHAPE_KEEPING:
+        elif _keeps_shape(n):
             kids = {0: (rows, cols)}
         kids = [(x, *kids.get(i, (False, False))) for i, x in enumerate(n.args)]
         for x, r, c in kids:
