@@ -235,11 +235,18 @@ class Pool:
     def run(self, job):
         """(status, response dict) for a parsed request."""
         limits = self.limits
-        try:
-            w = self.idle.get(timeout=limits.queue_timeout)
-        except queue.Empty:
-            return 503, {"ok": False, "error": {"type": "busy", "field": None, "message":
-                         f"every worker is busy (waited {limits.queue_timeout:g} s); try again"}}
+        waited_until = time.monotonic() + limits.queue_timeout
+        while True:
+            try:
+                w = self.idle.get(timeout=max(0.0, waited_until - time.monotonic()))
+            except queue.Empty:
+                return 503, {"ok": False, "error": {"type": "busy", "field": None, "message":
+                             f"every worker is busy (waited {limits.queue_timeout:g} s); "
+                             f"try again"}}
+            if w.proc.poll() is None:
+                break
+            self._drop(w)  # it died while idle (killed from outside): use another
+            self._replace()
         deadline = time.monotonic() + limits.timeout
         main = None
         try:
@@ -415,6 +422,10 @@ class Server(ThreadingHTTPServer):
             self.server_close()
             raise
 
+    def serve_forever(self, poll_interval=0.5):
+        self._serving = True
+        super().serve_forever(poll_interval)
+
     def derive(self, body):
         """(status, response) for a request body (bytes): what POST /api/derive answers."""
         try:
@@ -424,7 +435,9 @@ class Server(ThreadingHTTPServer):
         return self.pool.run(job)
 
     def close(self):
-        self.shutdown()
+        """Stop serving (if serve_forever runs), close the socket, stop the workers."""
+        if getattr(self, "_serving", False):
+            self.shutdown()
         self.server_close()
         self.pool.close()
 

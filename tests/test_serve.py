@@ -205,8 +205,7 @@ def test_limits_input_length():
         status, r = s.derive(json.dumps({"expr": "x" + " " * 300}).encode())
         assert "the limit is 200" in r["error"]["message"]
     finally:
-        s.pool.close()
-        s.server_close()
+        s.close()
 
 
 def test_timeout_kills_the_worker_and_the_server_goes_on():
@@ -224,8 +223,19 @@ def test_timeout_kills_the_worker_and_the_server_goes_on():
         assert status == 200 and r["gradients"]["W"]["text"] == GRAD_W
         assert s.pool.idle.queue[0].proc.pid != pid
     finally:
-        s.pool.close()
-        s.server_close()
+        s.close()
+
+
+def test_a_worker_killed_from_outside_is_replaced():
+    s = make_server(port=0, limits=Limits(workers=1), quiet=True)
+    try:
+        w = s.pool.idle.queue[0]
+        w.proc.kill()
+        w.proc.wait()
+        status, r = s.derive(json.dumps(MISSION).encode())
+        assert status == 200 and r["gradients"]["W"]["text"] == GRAD_W
+    finally:
+        s.close()
 
 
 def test_steps_that_take_too_long_leave_the_gradients():
@@ -236,8 +246,7 @@ def test_steps_that_take_too_long_leave_the_gradients():
         assert status == 200 and r["ok"] and r["gradients"]["x"]["text"].startswith("cos(")
         assert "steps took longer than the time limit" in r["steps"]["error"]
     finally:
-        s.pool.close()
-        s.server_close()
+        s.close()
 
 
 def test_output_limit():
@@ -252,8 +261,7 @@ def test_output_limit():
         status, r = s.derive(json.dumps({**MISSION, "code": False, "steps": False}).encode())
         assert status == 200 and "steps" not in r
     finally:
-        s.pool.close()
-        s.server_close()
+        s.close()
 
 
 # ---------------------------------------------------------------- the page

@@ -100,6 +100,8 @@ def handle(job, max_output, send):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
     max_memory, max_output = int(argv[0]), int(argv[1])
     out = sys.stdout.buffer
 
