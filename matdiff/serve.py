@@ -306,6 +306,7 @@ def _static_files():
 
 
 class Handler(BaseHTTPRequestHandler):
+    timeout = 60  # seconds of silence from a client before its connection is dropped
     def version_string(self):
         return "matdiff-serve"
 
@@ -405,6 +406,17 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that went away (the page aborts a request superseded by typing)
+        or fell silent is no error of ours: one line, not a traceback."""
+        e = sys.exc_info()[1]
+        if isinstance(e, (ConnectionError, TimeoutError)):
+            if not self.quiet:
+                sys.stderr.write(f"{client_address[0]} - connection closed "
+                                 f"({type(e).__name__})\n")
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, host="127.0.0.1", port=8765, limits=None, quiet=False):
         self.limits = limits or Limits()
