@@ -89,6 +89,13 @@ class Result:
         depth = max((r.depth for r in roots), default=0)
         return run_deep(to_sympy_shared, roots, shared, _topo(roots), depth=depth)
 
+    def steps(self, fname="L"):
+        """The --steps derivation: a steps.Derivation (.text(), .latex(),
+        .steps with each step's cited rules and terms; shows as LaTeX in a
+        notebook)."""
+        from .steps import derive_steps
+        return run_deep(derive_steps, self, fname, depth=self.problem.root.depth)
+
     def reserved(self):
         """Names a `where` block must not take."""
         return set(self.problem.variables) | set(self.problem.intermediates)

@@ -125,9 +125,9 @@ def _refuse(ctx, fmt, steps, wrt):
         if len(dict.fromkeys(wrt)) != 1:
             raise click.UsageError(f"{cmd} takes one --wrt variable, got "
                                    f"{len(dict.fromkeys(wrt))}: {', '.join(dict.fromkeys(wrt))}")
-    elif steps and fmt != "text":
-        raise click.UsageError(f"--steps prints the derivation as text; it does not combine "
-                               f"with --format {fmt}")
+    elif steps and fmt not in ("text", "latex"):
+        raise click.UsageError(f"--steps prints the derivation as text or LaTeX; it does not "
+                               f"combine with --format {fmt}")
 
 
 class Group(click.Group):
@@ -172,7 +172,7 @@ def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps, inline):
     fname = _function_name(result.problem)
     if steps:
         from .steps import derivation
-        click.echo(derivation(result, fname))
+        click.echo(derivation(result, fname, latex=fmt == "latex"))
         return
     if fmt in CODE_FORMATS:
         click.echo(result.source(fmt), nl=False)

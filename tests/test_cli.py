@@ -696,7 +696,7 @@ FLAGS.update({"steps": ["--steps"], "seed": ["--seed", "3"], "tol": ["--tol", "1
               "two-wrt": ["--wrt", "A"]})
 APPLIES = {
     "grad": set(FLAGS) - {"seed", "tol"} - {k for k in FLAGS if k.startswith("steps-format-")}
-    | {"steps-format-text"},
+    | {"steps-format-text", "steps-format-latex"},
     "check": {"seed", "tol", "two-wrt"},
     "hessian": {"format-text", "format-latex", "format-numpy", "format-json"},
     "jacobian": {"format-text", "format-latex", "format-numpy", "format-json"},
@@ -746,3 +746,9 @@ def test_help_lists_only_the_flags_that_apply(run):
     assert "--steps" not in hessian_help and "sympy" not in hessian_help
     grad_help = options("grad")
     assert "--steps" in grad_help and "sympy" in grad_help and "--seed" not in grad_help
+
+
+def test_steps_in_latex(run):
+    out = run(["grad", "x^T A x", "--wrt", "x", "--steps", "--format", "latex"])
+    assert out.code == 0
+    assert out.out.startswith("\\begin{aligned}") and "\\text{(product rule)}" in out.out
