@@ -10,6 +10,7 @@ comments (`# ` is stripped). The built notebook is executed in a fresh
 code host sees them; tests/test_notebooks.py runs every notebook again.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -53,7 +54,11 @@ def notebook_of(path):
 
 
 def execute(nb, timeout=120):
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+    # one BLAS thread in the kernel, as in the tests: the notebooks' products are
+    # small, and on a busy machine threads only wait for each other
+    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"]:
+        os.environ.setdefault(var, "1")
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False, coalesce_streams=True,
                    resources={"metadata": {"path": str(HERE)}}).execute()
     return nb
 
