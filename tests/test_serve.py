@@ -190,6 +190,24 @@ def test_http_level_errors(server):
     assert get(server, "/api/health")[0] == 200
 
 
+def test_clients_that_go_away(server, capfd):
+    """The page aborts requests that typing has superseded: the server answers
+    the next ones, with no traceback."""
+    import socket
+    host, port = server.server_address[:2]
+    body = json.dumps({"expr": deep_sin(60), "wrt": ["x"]}).encode()
+    head = (f"POST /api/derive HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    for cut in (len(head) + len(body), len(head) + 3, 10):
+        c = socket.create_connection((host, port))
+        c.sendall((head + body)[:cut])
+        c.close()
+    time.sleep(0.5)
+    status, r = post(server, MISSION)
+    assert status == 200 and r["gradients"]["W"]["text"] == GRAD_W
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_limits_input_length():
     """Each limit is configurable: the errors name the limit."""
     s = make_server(port=0, limits=Limits(max_expr=10, max_body=200, max_names=2, workers=1),
