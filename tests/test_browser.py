@@ -124,10 +124,18 @@ def test_shared_url_reproduces_the_derivation(page, server):
     # KaTeX's own fonts, from this server
     assert page.evaluate("document.fonts.load('16px KaTeX_Main').then(f => f.length)") > 0
     page.click(".tabs [data-backend=numpy]")
-    path = artifact("serve_shared.png")
-    page.screenshot(path=path, full_page=False)
+    page.screenshot(path=artifact("serve_shared.png"), full_page=False)
     if os.environ.get("MATDIFF_UPDATE_SCREENSHOT"):
         page.screenshot(path=str(ROOT / "docs" / "serve.png"), full_page=False)
+    # copy buttons: a gradient's LaTeX, the module shown
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.locator(".copy-latex").first.click()
+    expect(page.locator(".copy-latex").first).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()").startswith(
+        "\\frac{\\partial L}{\\partial W} = X^{\\top}")
+    page.click("#copy")
+    expect(page.locator("#copy")).to_have_text("Copied")
+    assert "def value_and_gradient" in page.evaluate("navigator.clipboard.readText()")
     assert page.problems == []
 
 

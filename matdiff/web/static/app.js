@@ -199,7 +199,13 @@
     d.latex.forEach(function (line, i) {
       var g = el("div", "gradient");
       g.appendChild(tex(line, true));
-      g.appendChild(el("div", "plain", d.text[i]));
+      var row = el("div", "plain-row");
+      row.appendChild(el("div", "plain", d.text[i]));
+      var b = el("button", "copy-latex", "Copy LaTeX");
+      b.type = "button";
+      b.addEventListener("click", function () { copyText(line, b, "Copy LaTeX"); });
+      row.appendChild(b);
+      g.appendChild(row);
       grads.appendChild(g);
     });
     if (!d.latex.length) {
@@ -262,9 +268,9 @@
 
   // ---- copy and download
 
-  function copyText(text, button) {
+  function copyText(text, button, label) {
     function done(ok) {
-      var old = "Copy";
+      var old = label || "Copy";
       button.textContent = ok ? "Copied" : "Copy failed";
       setTimeout(function () { button.textContent = old; }, 1200);
     }
