@@ -161,14 +161,26 @@ def _function_name(problem):
 @click.pass_context
 @click.option("--inline", is_flag=True,
               help="Print each gradient written out in full, without a where block.")
-def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps, inline):
+@click.option("--rewrites", is_flag=True,
+              help="Also print (to stderr) the named rewrites that fired, with counts.")
+def grad(ctx, expr, expression, wrt, vars_, file, fmt, steps, inline, rewrites):
     """Gradient of the scalar EXPR with respect to each --wrt variable."""
     _refuse(ctx, fmt, steps, wrt)
     if inline and (steps or fmt not in ("text", "latex")):
         raise click.UsageError("--inline applies to the text and latex formats")
     src = _read_expr(expr, expression, file)
     from .api import Result
-    result = Result(src, list(wrt), list(vars_))
+    if rewrites:
+        from . import ir
+        with ir.trace_rewrites() as fired:
+            result = Result(src, list(wrt), list(vars_))
+        counts = {}
+        for name in fired:
+            counts[name] = counts.get(name, 0) + 1
+        for name, k in counts.items():
+            click.echo(f"rewrite: {name}" + (f"  ×{k}" if k > 1 else ""), err=True)
+    else:
+        result = Result(src, list(wrt), list(vars_))
     fname = _function_name(result.problem)
     if steps:
         from .steps import derivation

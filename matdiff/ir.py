@@ -123,7 +123,7 @@ def rewrite(key, name, phase="collect"):
 
 def rules():
     """Every rule of the table (for documentation and tests)."""
-    return [r for rs in _RULES.values() for r in rs] + list(_PAIRS)
+    return [r for rs in _RULES.values() for r in rs] + list(_PAIRS) + [_COLLECT, _POWERS]
 
 
 def _fired(rule):
@@ -164,6 +164,11 @@ class trace_rewrites:
         if self.outer is not None:
             self.outer.extend(inner)
         return False
+
+
+# The constructors' own canonical steps, named for --steps.
+_COLLECT = Rule("collecting like terms: aX + bX = (a + b)X", "collect", "add", None)
+_POWERS = Rule("powers of one base: x^a ⊙ x^b = x^(a+b)", "collect", "mul", None)
 
 
 # Symmetry of registered ops, from their entries' `symmetric` key (filled by
@@ -290,6 +295,8 @@ def add(*xs):
             if is_zero(t):
                 continue
             c, core = split_coef(t)
+            if core in terms:
+                _fired(_COLLECT)
             terms[core] = terms.get(core, 0) + c
     items = [(c, t) for t, c in terms.items() if c != 0]
     if not items:
@@ -459,6 +466,8 @@ def mul(*xs):
             if is_ones_matrix(base):  # 𝟙 ⊙ 𝟙 = 𝟙
                 powers[base] = Fraction(1)
                 continue
+            if base in powers:
+                _fired(_POWERS)
             powers[base] = powers.get(base, 0) + e
     if coef == 0:
         return zero(shape)

@@ -752,3 +752,15 @@ def test_steps_in_latex(run):
     out = run(["grad", "x^T A x", "--wrt", "x", "--steps", "--format", "latex"])
     assert out.code == 0
     assert out.out.startswith("\\begin{aligned}") and "\\text{(product rule)}" in out.out
+
+
+def test_rewrites_flag_names_the_rules_that_fired(run):
+    out = run(["grad", "-tr(Y^T log softmax(XW+b))", "--wrt", "W", "--var", "Y:onehot",
+               "--rewrites"])
+    assert out.code == 0
+    assert out.out.strip() == "∂L/∂W = Xᵀ(softmax(XW + 𝟙bᵀ) − Y)"
+    from matdiff import ir
+    names = {r.name for r in ir.rules()}
+    fired = [ln[len("rewrite: "):].split("  ×")[0] for ln in out.err.splitlines()]
+    assert fired and set(fired) <= names
+    assert "one-hot rows sum to one: Y𝟙 = 𝟙" in fired
