@@ -89,12 +89,16 @@ class Result:
         depth = max((r.depth for r in roots), default=0)
         return run_deep(to_sympy_shared, roots, shared, _topo(roots), depth=depth)
 
-    def steps(self, fname="L"):
+    def steps(self, fname=None):
         """The --steps derivation: a steps.Derivation (.text(), .latex(),
         .steps with each step's cited rules and terms; shows as LaTeX in a
         notebook)."""
         from .steps import derive_steps
-        return run_deep(derive_steps, self, fname, depth=self.problem.root.depth)
+        return run_deep(derive_steps, self, fname or self.function_name(),
+                        depth=self.problem.root.depth)
+
+    def function_name(self):
+        return function_name(self.problem)
 
     def reserved(self):
         """Names a `where` block must not take."""
@@ -177,14 +181,24 @@ class Gradient:
 
     def _repr_latex_(self):
         from .printing import LatexPrinter
-        name = LatexPrinter().name(self.name)
-        return f"$\\frac{{\\partial f}}{{\\partial {name}}} = {self.latex}$"
+        lp = LatexPrinter()
+        f, name = lp.name(self._result.function_name()), lp.name(self.name)
+        return f"$\\frac{{\\partial {f}}}{{\\partial {name}}} = {self.latex}$"
 
     def __str__(self):
         return self.text
 
     def __repr__(self):
         return f"<Gradient ∂/∂{self.name} = {self.text}>"
+
+
+def function_name(problem):
+    """What the output calls the function: the name the program's last
+    statement binds, else L."""
+    for name, node in reversed(list(problem.intermediates.items())):
+        if node is problem.root:
+            return name
+    return "L"
 
 
 def derive_all(expr, wrt, vars=None):

@@ -149,11 +149,8 @@ def cli():
 
 
 def _function_name(problem):
-    from .engine import Problem  # noqa: F401  (type only)
-    for name, node in reversed(list(problem.intermediates.items())):
-        if node is problem.root:
-            return name
-    return "L"
+    from .api import function_name
+    return function_name(problem)
 
 
 @cli.command(cls=ExprCommand, epilog=EXAMPLES)

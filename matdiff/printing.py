@@ -580,15 +580,22 @@ class Namer:
     def __init__(self, adjoints=None, forward=(), reserved=()):
         self.of = {}
         for node, g in (adjoints or {}).items():
-            self.of.setdefault(g, node)
+            self._adjoint(g, node)
             if g.op == "mul" and not g.is_scalar:  # (…)/N: the δ is the part without 1/N
                 from .ir import mul
                 rest = [f for f in g.args if not f.is_scalar]
                 if rest and len(rest) < len(g.args):
-                    self.of.setdefault(mul(*rest), node)
+                    self._adjoint(mul(*rest), node)
         self.forward = set(forward)
         self.taken = set(reserved)
         self.k = 0
+
+    def _adjoint(self, g, node):
+        """g is node's adjoint; of the nodes sharing one adjoint (z3 − t and the
+        intermediate z3 in ½‖z3 − t‖²), the one that shows a layer names it."""
+        prev = self.of.get(g)
+        if prev is None or (_layer(prev) is None and _layer(node) is not None):
+            self.of[g] = node
 
     def __call__(self, node):
         base, idx = "δ", None
@@ -666,7 +673,25 @@ def print_results(printer, roots, namer=None, inline=False):
             defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
             printer.memo.pop(n, None)
             printer.defining = None
-    return bodies, defs
+    return bodies, _used_only(bodies, defs)
+
+
+def _used_only(bodies, defs):
+    """The definitions that the bodies use, directly or through each other: a
+    shared part may end up printed inside a form that does not show it whole
+    (1/h folded into a division, the core of (…)/N), and a definition nobody
+    reads must not stand in the block."""
+    def uses(text, name):
+        # δ2 must not match inside δ21: no digit may follow (LaTeX names end in })
+        return re.search(re.escape(name) + r"(?![0-9])", text) is not None
+    kept = list(defs)
+    while True:
+        texts = bodies + [v for _, v in kept]
+        still = [(k, v) for k, v in kept
+                 if any(uses(t, k) for t in texts if t is not v)]
+        if len(still) == len(kept):
+            return kept
+        kept = still
 
 
 def print_where(printer, node, reserved=(), namer=None):

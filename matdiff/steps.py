@@ -219,13 +219,13 @@ def _steps_for(result, root, w, fname, text, latex):
         live = [i for i, a in enumerate(n.args) if reach[a]]
         dt = text.expansion(n, live)
         if dt is not None:
-            out.append(Step("rule", dt, latex.expansion(n, live), (_cite(n),)))
+            out.append(Step("rule", dt, latex.expansion(n, live), (_cite(n, live),)))
         with ir.trace_rewrites() as fired:
             for i in live:
                 a = n.args[i]
                 contrib = pullback(n, i, G)
                 frontier[a] = ir.add(frontier[a], contrib) if a in frontier else contrib
-        out.append(form(_moves(n, fired)))
+        out.append(form(_moves(n, fired, {a for a in n.args if reach[a]})))
     # End at dL = tr(Gᵀ dX) with G the gradient itself, then read G off.
     G = result.nodes[w]
     final_t = text.gradient_form(fname, G, target)
@@ -240,22 +240,29 @@ def _steps_for(result, root, w, fname, text, latex):
     return out
 
 
-def _cite(node):
-    """The identity a step uses, named by the op's rule entry."""
+def _cite(node, live=None):
+    """The identity a step uses, named by the op's rule entry; a product in
+    which one factor varies and the others are scalars that do not is a
+    constant factor (d(λM) = λ dM), not the product rule."""
     name = registry.ops().get(node.op, {}).get("name")
     if name is None:
         return "the op's differential"
     if node.op == "fn":
         name = name.replace("{f}", registry.text_name(node.attr))
-    elif node.op == "mul" and sum(not a.is_scalar or a.op != "const" for a in node.args) == 1:
-        name = "constant factor"
+    elif node.op == "mul":
+        if live is not None and len(live) == 1 and all(
+                a.is_scalar for i, a in enumerate(node.args) if i != live[0]):
+            name = "constant factor"
+        elif sum(not a.is_scalar or a.op != "const" for a in node.args) == 1:
+            name = "constant factor"
     return name
 
 
-def _moves(node, fired):
+def _moves(node, fired, reach=None):
     """The trace identity of node's rule, then the rewrites that fired (once each)."""
     entry = registry.ops().get(node.op, {})
-    moves = "linearity" if _cite(node) == "constant factor" else entry.get("moves")
+    live = [i for i, a in enumerate(node.args) if a in reach] if reach is not None else None
+    moves = "linearity" if _cite(node, live) == "constant factor" else entry.get("moves")
     out = [moves] if moves else []
     if entry.get("moves_broadcast") and any(ir.is_ones_matrix(a) for a in node.args):
         out.append(entry["moves_broadcast"])

@@ -41,6 +41,16 @@ SEED_NETWORKS = [
      ["W1", "b1", "W2", "b2", "z1"], {},
      dict(x=R.standard_normal(D), W1=R.standard_normal((H, D)), b1=R.standard_normal(H),
           W2=R.standard_normal((C, H)), b2=R.standard_normal(C), t=R.standard_normal(C))),
+    # scalars through two tanh units and a σ: 1/h2 folds into divisions
+    ("c1 = tanh(w1 x1 + w2 x2); c2 = tanh(w2 x2 + w3 x3); h2 = σ(c1 c2); y = log(h2)",
+     ["x2", "w2", "c1"], {k: "scalar" for k in ("w1", "w2", "w3", "x1", "x2", "x3")},
+     dict(w1=0.3, w2=-0.7, w3=1.1, x1=0.4, x2=-1.3, x3=0.8)),
+    # three tanh layers, the adjoints of the intermediates asked for
+    ("z1 = tanh(W1 x + b1); z2 = tanh(W2 z1 + b2); z3 = tanh(W3 z2 + b3); R = 1/2 ‖z3 - t‖^2",
+     ["z3", "z2", "z1", "W1"], {},
+     dict(x=R.standard_normal(D), W1=R.standard_normal((H, D)), b1=R.standard_normal(H),
+          W2=R.standard_normal((C, H)), b2=R.standard_normal(C), W3=R.standard_normal((N, C)),
+          b3=R.standard_normal(N), t=R.standard_normal(N))),
     # one expression, four sigmoid layers: forward parts are shared too (h)
     ("sum(σ(σ(σ(σ(X W1) W2) W3) W4))", ["W1", "W2", "W3", "W4"], {},
      dict(X=R.standard_normal((N, D)), W1=R.standard_normal((D, H)),
@@ -54,14 +64,21 @@ def _bindings(src):
     return statements[:-1] + ([statements[-1]] if "=" in statements[-1] else [])
 
 
-@pytest.mark.parametrize("src,wrt,vars,arrays", SEED_NETWORKS, ids=["seed002", "seed000", "seed004",
-                                                                   "nested4"])
+IDS = ["seed002", "seed000", "seed004", "scalars", "tanh3", "nested4"]
+
+
+@pytest.mark.parametrize("src,wrt,vars,arrays", SEED_NETWORKS, ids=IDS)
 def test_shared_where_block_reads_back_to_the_module(src, wrt, vars, arrays):
     r = Result(src, wrt, vars)
     bodies, defs = r.printout()
     assert defs, "a network this deep names its shared parts"
     names = [k for k, _ in defs]
     assert len(set(names)) == len(names)
+    # every name the block defines is read by a body or another definition
+    import re
+    for k, _ in defs:
+        others = bodies + [v for j, v in defs if j != k]
+        assert any(re.search(re.escape(k) + r"(?![0-9])", t) for t in others), (k, bodies, defs)
     assert all(k.startswith(("δ", "h")) for k in names)
     grads = r.numpy_namespace()["gradient"](**arrays)
     prelude = _bindings(src) + [f"{k} = {v}" for k, v in defs]
@@ -87,6 +104,13 @@ def test_deltas_follow_the_layers():
     assert set(d) == {"δ1", "δ2", "δ3"}
     assert d["δ3"] == "softmax(Z3) − Y"
     assert "δ3" in d["δ2"] and "H2" in d["δ2"] and "δ2" in d["δ1"] and "H1" in d["δ1"]
+
+
+def test_the_adjoint_of_an_intermediate_takes_its_layer():
+    """∂R/∂z3 is δ3, though z3 − t has the same adjoint and no index."""
+    r = Result(SEED_NETWORKS[4][0], ["z3", "z2", "z1", "W1"], {})
+    bodies, _ = r.printout()
+    assert bodies[:3] == ["δ3", "δ2", "δ1"]
 
 
 def test_short_answers_stay_inline():
