@@ -102,6 +102,7 @@ def test_typing_the_mission_example(page, server):
     page.click("#steps summary")
     page.locator(".step .rule").first.wait_for()
     assert "log-softmax's differential" in page.locator(".step .rule").all_inner_texts()
+    assert page.locator(".steps-wrt .step .katex").count() > 10  # the steps, typeset
     page.screenshot(path=artifact("serve_typed.png"), full_page=True)
     assert page.problems == []
 

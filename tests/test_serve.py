@@ -84,11 +84,27 @@ def test_steps_name_their_rules(server):
     assert steps["text"].startswith("L = ")
     assert [s["wrt"] for s in steps["sections"]] == ["W", "b"]
     w = steps["sections"][0]["steps"]
-    assert w[-1] == {"kind": "result", "text": f"∂L/∂W = {GRAD_W}", "rule": None}
+    assert (w[-1]["kind"], w[-1]["text"]) == ("result", f"∂L/∂W = {GRAD_W}")
+    assert w[-1]["latex"].startswith("\\frac{\\partial L}{\\partial W} = ")
     rules = [s["rule"] for s in w if s["kind"] == "rule"]
     assert "log-softmax's differential" in rules and "product rule" in rules
-    assert all(rules)
+    assert all(rules) and all(s["rule"] == "; ".join(s["rules"]) for s in w if s["rules"])
     assert r["code"] == {}
+    # the text is what --steps prints
+    from click.testing import CliRunner
+    from matdiff.cli import cli
+    out = CliRunner().invoke(cli, ["grad", MISSION["expr"], "--wrt", "W", "--wrt", "b",
+                                   "--var", "Y:onehot", "--steps"])
+    assert out.output.strip("\n") == steps["text"]
+
+
+def test_steps_of_a_program_show_the_intermediates_adjoints(server):
+    _, r = post(server, {"expr": "Z = XW + b; L = -tr(Y^T log softmax(Z))", "wrt": ["W"],
+                         "vars": ["Y:onehot"], "code": False})
+    steps = r["steps"]["sections"][0]["steps"]
+    adjoint = [s for s in steps if s["kind"] == "adjoint"]
+    assert [s["text"] for s in adjoint] == ["∂L/∂Z = softmax(Z) − Y"]
+    assert steps[-1]["text"] == "∂L/∂W = Xᵀ(softmax(Z) − Y)"
 
 
 def test_program_with_where_block(server):

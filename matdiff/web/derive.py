@@ -34,8 +34,7 @@ def grad_json(src, result, grads=None):
 
 
 def function_name(result):
-    from ..cli import _function_name
-    return _function_name(result.problem)
+    return result.function_name()
 
 
 def derive_main(src, wrt, vars, backends=BACKENDS):
@@ -73,37 +72,27 @@ def derive_main(src, wrt, vars, backends=BACKENDS):
 
 
 def derive_steps(result):
-    """{"text": the `--steps` output, "function": its first line,
-    "sections": [{"wrt", "steps": [{"kind", "text", "rule"}]}]}.
-    kind: "form" (dL = …), "rule" (an expansion, citing `rule`) or "result"."""
-    from ..steps import derivation
-    text = derivation(result, function_name(result))
-    return {"text": text, **parse_steps(text)}
-
-
-def parse_steps(text):
-    lines = text.split("\n")
-    out = {"function": lines[0] if lines else "", "sections": []}
-    section = None
-    for line in lines[1:]:
-        if not line.strip():
-            continue
-        if line.startswith(_STEPS_HEADER):
-            section = {"wrt": line[len(_STEPS_HEADER):].rstrip(":"), "steps": []}
+    """The `--steps` derivation (Result.steps()) as {"text": what --steps prints,
+    "function", "function_latex", "sections": [{"wrt", "steps": [{"kind", "text",
+    "latex", "rules", "rule"}]}]}. kind: "form" (dL = …), "rule" (an expansion
+    d(Z) = …), "adjoint" (∂L/∂Z of an intermediate), "result" (∂L/∂X = G);
+    rules: the identities the step cites, rule: them joined by "; " (or null)."""
+    d = result.steps(function_name(result))
+    out = {"text": d.text(), "function": "", "function_latex": "", "sections": []}
+    section, wrt = None, iter(result.wrt)
+    for s in d.steps:
+        if s.kind == "function":
+            out["function"], out["function_latex"] = s.text, s.latex
+        elif s.kind == "header":
+            name = next(wrt, None)
+            if name is None:
+                name = s.text[len(_STEPS_HEADER):].rstrip(":")
+            section = {"wrt": name, "steps": []}
             out["sections"].append(section)
-            continue
-        if section is None:
-            continue
-        if line.startswith("    "):
-            body, rule = line.strip(), None
-            if body.endswith("]") and "    [" in body:
-                body, rule = body.rsplit("    [", 1)
-                body, rule = body.rstrip(), rule[:-1]
-            section["steps"].append({"kind": "rule", "text": body, "rule": rule})
-        elif line.startswith("∂"):
-            section["steps"].append({"kind": "result", "text": line, "rule": None})
-        else:
-            section["steps"].append({"kind": "form", "text": line, "rule": None})
+        elif section is not None:
+            section["steps"].append({"kind": s.kind, "text": s.text, "latex": s.latex,
+                                     "rules": list(s.rules),
+                                     "rule": "; ".join(s.rules) or None})
     return out
 
 

@@ -150,12 +150,22 @@
     });
   }
 
+  var STEPS_TEX_MAX = 60000;  // characters of steps typeset; longer ones stay text
+
   function showSteps(steps) {
     var body = $("steps-body");
     body.textContent = "";
     if (!steps) { body.appendChild(el("p", "hint", "(not asked)")); return; }
     if (steps.error) { body.appendChild(el("p", "hint", steps.error)); return; }
-    body.appendChild(el("pre", "step-function", steps["function"]));
+    var useTex = steps.text.length <= STEPS_TEX_MAX;
+    function math(latex, text) {
+      var m = useTex && latex ? tex(latex, false) : el("code", "", text);
+      m.title = text;
+      return m;
+    }
+    var f = el("div", "step-function");
+    f.appendChild(math(steps.function_latex, steps["function"]));
+    body.appendChild(f);
     steps.sections.forEach(function (sec, k) {
       var d = el("details", "steps-wrt");
       d.open = k === 0;
@@ -163,13 +173,17 @@
       var ol = el("ol", "step-list");
       sec.steps.forEach(function (st) {
         var li = el("li", "step kind-" + st.kind);
-        li.appendChild(el("code", "", st.text));
-        if (st.rule) li.appendChild(el("span", "rule", st.rule));
+        li.appendChild(math(st.latex, st.text));
+        (st.rules || []).forEach(function (r) { li.appendChild(el("span", "rule", r)); });
         ol.appendChild(li);
       });
       d.appendChild(ol);
       body.appendChild(d);
     });
+    var plain = el("details", "steps-text");
+    plain.appendChild(el("summary", "", "as text (matdiff grad --steps)"));
+    plain.appendChild(el("pre", "", steps.text));
+    body.appendChild(plain);
   }
 
   function showCode() {
