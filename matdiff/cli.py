@@ -300,8 +300,14 @@ def _other_command(e):
 def main(argv=None):
     # Every stage recurses once per nesting level: run in a deep worker.
     from .deep import run_deep
+    args = sys.argv[1:] if argv is None else list(argv)
+    # A server's loop runs in the main thread, where Ctrl-C arrives and stops it.
+    direct = bool(args) and args[0] == "serve"
     try:
-        rc = run_deep(cli.main, args=argv, prog_name="matdiff", standalone_mode=False)
+        if direct:
+            rc = cli.main(args=args, prog_name="matdiff", standalone_mode=False)
+        else:
+            rc = run_deep(cli.main, args=argv, prog_name="matdiff", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)  # ctx.exit(n) comes back as the return value here
     except MatdiffError as e:

@@ -478,6 +478,8 @@ def main(host="127.0.0.1", port=8765, open_browser=False, timeout=None, workers=
         threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
     try:
         server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C: the way to stop a server, not an error
+        print("matdiff serve: stopped", file=sys.stderr, flush=True)
     finally:
         server.server_close()
         server.pool.close()

@@ -407,3 +407,24 @@ def test_load_200_requests_8_clients():
         assert all(w.proc.poll() is None for w in list(s.pool.idle.queue))
     finally:
         s.close()
+
+
+def test_ctrl_c_stops_the_server_cleanly():
+    """SIGINT (Ctrl-C) is how a server is stopped: exit 0, one line, no 'aborted'."""
+    import shutil
+    import signal
+    import subprocess
+    import sys as _sys
+    exe = shutil.which("matdiff")
+    cmd = [exe] if exe else [_sys.executable, "-c", "from matdiff.cli import main; main()"]
+    p = subprocess.Popen(cmd + ["serve", "--port", "0"], stderr=subprocess.PIPE, text=True)
+    try:
+        first = p.stderr.readline()
+        assert first.startswith("matdiff serve: http://127.0.0.1:")
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=60)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, rest
+    assert "stopped" in rest and "aborted" not in rest
