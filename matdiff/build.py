@@ -10,7 +10,8 @@ from fractions import Fraction
 from . import ir
 from .dims import product
 from .errors import NameError_, ShapeError, DerivativeError
-from .shapes import axis_reduction_axis, integer_exponent
+from .ops import builders, registry, syntax
+from .shapes import axis_reduction_axis, integer_exponent, shape_from_ir
 
 
 class _Ones:
@@ -37,7 +38,9 @@ class Builder:
         return out
 
     def node(self, ast):
-        return getattr(self, "b_" + ast.kind)(ast)
+        method = getattr(self, "b_" + ast.kind, None)
+        # an op written as an operator (A ⊗ B, X⁻¹) is its own AST kind
+        return method(ast) if method is not None else self.apply(ast, ast.kind)
 
     def b_paren(self, ast):
         return self.node(ast.args[0])
@@ -81,12 +84,6 @@ class Builder:
         if isinstance(x, _Ones):
             return _Ones(not x.transposed)
         return ir.transpose(x)
-
-    def b_inv(self, ast):
-        x = self.build(ast.args[0])
-        if x.cols == 1 or x.rows == 1:
-            return ir.recip(x)  # of a vector: element-wise
-        return ir.inv(x)
 
     def b_prod(self, ast):
         a, b = self.node(ast.args[0]), self.node(ast.args[1])
@@ -177,9 +174,6 @@ class Builder:
     def b_epow(self, ast):
         return ir.power(self.build(ast.args[0]), self.build(ast.args[1]))
 
-    def b_kron(self, ast):
-        return ir.kron(self.build(ast.args[0]), self.build(ast.args[1]))
-
     def size(self, ast):
         """A size written in the text (unvec's): from inference, or for a
         template its number / name / product."""
@@ -202,34 +196,49 @@ class Builder:
             return ir.eye(self.build(ast.args[0]).rows)
         if fname == "ones_rows":
             return ir.ones(self.build(ast.args[0]).rows)
-        if fname == "unvec":
-            return ir.unvec(self.build(ast.args[0]), self.size(ast.args[1]), self.size(ast.args[2]))
         if fname == "unvec_like":
             g, like = self.build(ast.args[0]), self.build(ast.args[1])
             return ir.unvec(g, like.rows, like.cols)
-        x = self.build(ast.args[0])
-        if fname in ("sum", "mean", "var") and len(ast.args) == 2:
-            axis = axis_reduction_axis(ast, self.src)
-            return {"sum": ir.sum_axis, "mean": ir.mean, "var": ir.variance}[fname](x, axis)
-        if fname in self.functions:
-            return ir.fn(fname, x, *[self.build(a) for a in ast.args[1:]])
-        if fname == "inv" and (x.cols == 1 or x.rows == 1):
-            return ir.recip(x)
-        if fname == "diag":
-            if x.is_scalar or x.cols == 1:
-                return ir.diag(x)
-            return ir.diagvec(x)
-        if fname == "norm" and sub == "2" and x.cols != 1 and x.rows != 1:
-            raise ShapeError("the spectral norm ‖X‖_2 of a matrix is not supported", self.src, ast.span)
-        builder = _CALLS.get(fname)
-        if builder is None:
-            raise DerivativeError(f"unknown function {fname!r}", self.src, ast.op_span)
-        return builder(x)
+        return self.apply(ast, fname, sub)
+
+    def apply(self, ast, name, sub=None):
+        """An op applied to the AST's arguments, made by its entry's named
+        builder (matdiff/ops/builders.py)."""
+        op = registry.op(name)
+        if op is None:
+            raise DerivativeError(f"unknown function {name!r}", self.src, ast.op_span)
+        return builders.builder(op)(BuildCall(self, ast, op, sub))
 
 
-_CALLS = {
-    "tr": ir.tr, "det": ir.det, "logdet": ir.logdet, "sum": ir.sum_, "norm": ir.norm,
-    "mean": ir.mean, "var": ir.variance, "vec": ir.vec,
-    "inv": ir.inv, "softmax": ir.softmax, "log_softmax": ir.log_softmax,
-    "logsumexp": ir.logsumexp,
-}
+class BuildCall:
+    """An op applied in the text or a template, as its builder sees it (see
+    matdiff/ops/builders.py)."""
+    __slots__ = ("b", "ast", "op", "name", "sub", "count")
+
+    def __init__(self, b, ast, op, sub=None):
+        self.b, self.ast, self.op, self.name, self.sub = b, ast, op, op.name, sub
+        self.count = len(ast.args)
+
+    @property
+    def word(self):
+        return syntax.word(self.name)
+
+    def arg(self, i):
+        return self.b.build(self.ast.args[i])
+
+    def size(self, i):
+        return self.b.size(self.ast.args[i])
+
+    def axis(self, i):
+        return axis_reduction_axis(self.ast, self.b.src, self.word, i)
+
+    def error(self, message):
+        raise ShapeError(message, self.b.src, self.ast.span)
+
+    def result_shape(self, args):
+        """The node's shape: from inference (user input), else its shape rule
+        applied to the built arguments `args` (a rule template)."""
+        shape = self.b.sized.get(id(self.ast))
+        if shape is not None:
+            return shape
+        return shape_from_ir(self.name, args, self.b.src)

@@ -106,7 +106,9 @@ class Problem:
             self.dimensions.add(name)
         for name in inf.constants:
             env[name] = ir.pi()
-        sized = {k: resolved(d) for k, d in inf.sized.items()}
+        # a size (𝟙, I, unvec's m, n), or the shape of an op built generically
+        sized = {k: tuple(map(resolved, d)) if isinstance(d, tuple) else resolved(d)
+                 for k, d in inf.sized.items()}
         builder = Builder(env, registry.functions(), src, sized, inf.kept)
         self.intermediates = {}
         node = None

@@ -1,29 +1,48 @@
 """Tokenizer for the matdiff expression language.
 
 Tokens are (kind, value, start, end). Kinds: NUM, NAME, ONES (value: dim or
-None), OP (value: canonical operator), SUP (superscript: 'T', 'inv', 'invT'
-or an int power), SUB (a `_x` subscript after a bar, `1` or `𝟙`), SEP
-(`;` or a newline outside brackets), END.
+None), OP (value: canonical operator), SUP (superscript: an int power, or
+"-T" for ⁻ᵀ, the power -1 transposed), SUB (a `_x` subscript after a bar, `1`
+or `𝟙`), SEP (`;` or a newline outside brackets), INFIX and BAR (value: the
+op whose `infix` / `bars` spelling it is, from the registry: ⊗, ‖, |), END.
 """
 
 from .errors import ParseError
+from .ops import syntax
 
-# Operator spellings -> canonical operator.
+# The language's own operator spellings -> canonical operator. The spellings
+# of ops (⊗, ‖ … ‖, | … |) come from their entries (ops.syntax.operators).
 _OPS = [
-    (".*", "had"), ("./", "ediv"), (".^", "epow"), ("||", "norm"),
-    ("⊙", "had"), ("∘", "had"), ("⊘", "ediv"), ("⊗", "kron"), ("‖", "norm"), ("|", "abs"),
+    (".*", "had"), ("./", "ediv"), (".^", "epow"),
+    ("⊙", "had"), ("∘", "had"), ("⊘", "ediv"),
     ("+", "+"), ("-", "-"), ("−", "-"), ("*", "*"), ("·", "*"), ("@", "*"),
     ("/", "/"), ("^", "^"), ("'", "'"), ("ᵀ", "'"), ("(", "("), (")", ")"),
     ("{", "{"), ("}", "}"), (",", ","), ("=", "="), (":", ":"),
 ]
 
-# Spellings by first character, longest first (".*" before "."), so each
-# character tries only its own few operators.
-_OPS_BY_CHAR = {}
-for _spelling, _op in _OPS:
-    _OPS_BY_CHAR.setdefault(_spelling[0], []).append((_spelling, _op))
-for _ops in _OPS_BY_CHAR.values():
-    _ops.sort(key=lambda so: -len(so[0]))
+
+def _by_char(pairs):
+    """Spellings by first character, longest first (".*" before "."), so each
+    character tries only its own few operators."""
+    table = {}
+    for spelling, token in pairs:
+        table.setdefault(spelling[0], []).append((spelling, token))
+    for entries in table.values():
+        entries.sort(key=lambda so: -len(so[0]))
+    return table
+
+
+# (the registry's operator table it was made from, the spellings by character)
+_table = (None, None)
+
+
+def _operators_by_char():
+    global _table
+    ops = syntax.operators()
+    if _table[0] is not ops:
+        pairs = [(s, ("OP", op)) for s, op in _OPS] + list(ops.items())
+        _table = (ops, _by_char(pairs))
+    return _table[1]
 
 _SUPERSCRIPT_DIGITS = {"⁰": 0, "¹": 1, "²": 2, "³": 3, "⁴": 4, "⁵": 5,
                        "⁶": 6, "⁷": 7, "⁸": 8, "⁹": 9}
@@ -47,6 +66,7 @@ def tokenize(src):
     tokens = []
     i, n = 0, len(src)
     depth = 0  # bracket depth: newlines inside brackets are whitespace
+    by_char = _operators_by_char()
 
     def add(kind, value, start, end):
         tokens.append((kind, value, start, end))
@@ -126,7 +146,7 @@ def tokenize(src):
             if neg:
                 i += 1
             if neg and i < n and src[i] == "ᵀ":
-                add("SUP", "invT", start, i + 1)
+                add("SUP", "-T", start, i + 1)  # X⁻ᵀ = (X⁻¹)ᵀ
                 i += 1
                 continue
             if i < n and src[i] in _SUPERSCRIPT_DIGITS:
@@ -134,19 +154,16 @@ def tokenize(src):
                 while i < n and src[i] in _SUPERSCRIPT_DIGITS:
                     k = 10 * k + _SUPERSCRIPT_DIGITS[src[i]]
                     i += 1
-                if neg and k == 1:
-                    add("SUP", "inv", start, i)
-                else:
-                    add("SUP", -k if neg else k, start, i)
+                add("SUP", -k if neg else k, start, i)
                 continue
             raise ParseError("'⁻' must be followed by a superscript number or ᵀ", src, (start, i))
-        for spelling, op in _OPS_BY_CHAR.get(ch, ()):
+        for spelling, (kind, op) in by_char.get(ch, ()):
             if src.startswith(spelling, i):
                 if op in ("(", "{"):
                     depth += 1
                 elif op in (")", "}"):
                     depth = max(0, depth - 1)
-                add("OP", op, i, i + len(spelling))
+                add(kind, op, i, i + len(spelling))
                 i += len(spelling)
                 break
         else:

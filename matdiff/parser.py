@@ -14,23 +14,15 @@ import re
 
 from .errors import ParseError, NameError_
 from .lexer import tokenize
+from .ops import registry, syntax
 
 GREEK_LETTERS = set("αβγδεζηθικλμνξοπρστυφχψωΑΒΓΔΕΖΗΘΙΚΛΜΝΞΟΠΡΣΤΥΦΧΨΩϵϑϕς")
-GREEK_NAMES = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta",
-    "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho",
-    "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
-}
+# The letters' names, as words of the alphabet (σ's name is also the sigmoid's
+# spelling: a function name is looked up first, see Parser.function_name).
+GREEK_NAMES = set("""alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu
+    nu xi omicron pi rho sigma tau upsilon phi chi psi omega""".split())
 GREEK_NAMES |= {g.capitalize() for g in GREEK_NAMES}
 
-# Structural functions (element-wise ones come from the rule table).
-STRUCTURAL = {
-    "tr": "tr", "trace": "tr", "det": "det", "logdet": "logdet", "sum": "sum",
-    "norm": "norm", "diag": "diag", "inv": "inv", "softmax": "softmax",
-    "log_softmax": "log_softmax", "logsoftmax": "log_softmax",
-    "logsumexp": "logsumexp", "mean": "mean", "var": "var",
-    "vec": "vec", "unvec": "unvec", "kron": "kron",
-}
 TEMPLATE_ONLY = {"ones_like": "ones_like", "eye_like": "eye_like", "ones_rows": "ones_rows",
                  "unvec_like": "unvec_like"}
 
@@ -70,7 +62,8 @@ class Parser:
         self.toks = tokenize(src)
         self.pos = 0
         self.functions = dict(functions)
-        self.functions.update(STRUCTURAL)
+        # structural ops by every spelling of their entries (`spell`)
+        self.functions.update(registry.calls())
         if template:
             self.functions.update(TEMPLATE_ONLY)
         self.declared = set(declared)
@@ -95,11 +88,14 @@ class Parser:
         return kind == "OP" and value in ops
 
     def expect_op(self, op, what=None):
+        return self.expect(("OP", op), what or repr(op))
+
+    def expect(self, kind_value, what):
         tok = self.peek()
-        if tok[0] == "OP" and tok[1] == op:
+        if tok[:2] == kind_value:
             return self.next()
         shown = "end of input" if tok[0] == "END" else repr(self.src[tok[2]:tok[3]])
-        raise ParseError(f"expected {what or repr(op)} but found {shown}", self.src,
+        raise ParseError(f"expected {what} but found {shown}", self.src,
                          (tok[2], max(tok[3], tok[2] + 1)))
 
     def error(self, msg, tok=None):
@@ -176,7 +172,7 @@ class Parser:
         """Hadamard products and quotients, and Kronecker products A ⊗ B: one
         level, left to right."""
         left = self.parse_product()
-        while self.at_op("had", "ediv", "kron"):
+        while self.at_op("had", "ediv") or self.peek()[0] == "INFIX":
             tok = self.next()
             right = self.parse_signed(self.parse_product)
             left = Ast(tok[1], (left, right), span=(left.span[0], right.span[1]),
@@ -195,11 +191,10 @@ class Parser:
         if kind in ("NAME", "NUM", "ONES"):
             return True
         if kind == "OP":
-            if value in ("(",):
-                return True
-            if value in ("norm", "abs"):
-                # A bar that closes an open norm/abs ends the product.
-                return not (self.bars and self.bars[-1] == value)
+            return value == "("
+        if kind == "BAR":
+            # A bar that closes an open norm/abs ends the product.
+            return not (self.bars and self.bars[-1] == value)
         return False
 
     def parse_product(self):
@@ -257,16 +252,11 @@ class Parser:
                 node = Ast("T", (node,), span=(node.span[0], e), op_span=(s, e))
             elif kind == "SUP":
                 self.next()
-                if value == "T":
-                    node = Ast("T", (node,), span=(node.span[0], e), op_span=(s, e))
-                elif value == "inv":
-                    node = Ast("inv", (node,), span=(node.span[0], e), op_span=(s, e))
-                elif value == "invT":
-                    node = Ast("T", (Ast("inv", (node,), span=(node.span[0], e), op_span=(s, e)),),
-                               span=(node.span[0], e), op_span=(s, e))
+                if value == "-T":  # X⁻ᵀ = (X⁻¹)ᵀ
+                    inner = _power(node, -1, (s, e))
+                    node = Ast("T", (inner,), span=(node.span[0], e), op_span=(s, e))
                 else:
-                    expo = Ast("num", value=str(value), span=(s, e))
-                    node = Ast("pow", (node, expo), span=(node.span[0], e), op_span=(s, e))
+                    node = _power(node, value, (s, e))
             elif kind == "OP" and value in ("^", "epow"):
                 self.next()
                 node = self.parse_power(node, value == "epow", (s, e))
@@ -295,8 +285,9 @@ class Parser:
         else:
             expo = self.parse_exponent_atom()
         end = self.toks[self.pos - 1][3]
-        if not elementwise and _is_minus_one(expo):
-            return Ast("inv", (base,), span=(base.span[0], end), op_span=op_span)
+        op = None if elementwise else syntax.powers().get(_literal_int(expo))
+        if op is not None:  # X^-1: the op whose `power` it is
+            return Ast(op, (base,), span=(base.span[0], end), op_span=op_span)
         return Ast("epow" if elementwise else "pow", (base, expo), span=(base.span[0], end),
                    op_span=op_span)
 
@@ -330,7 +321,7 @@ class Parser:
             close = self.expect_op(")", "')'")
             inner.span = (s, close[3]) if inner.kind in ("name", "num") else inner.span
             return Ast("paren", (inner,), span=(s, close[3]))
-        if kind == "OP" and value in ("norm", "abs"):
+        if kind == "BAR":
             return self.parse_bars(value)
         if kind == "NAME":
             return self.parse_name()
@@ -340,25 +331,31 @@ class Parser:
             self.error("unexpected end of statement")
         self.error(f"unexpected {self.src[s:e]!r}")
 
-    def parse_bars(self, bar):
+    def parse_bars(self, op):
+        """‖X‖, ‖X‖_F, |x|: the op whose `bars` they are, applied to the inside."""
         open_tok = self.next()
-        self.bars.append(bar)
+        self.bars.append(op)
         inner = self.parse_expr()
         self.bars.pop()
-        sym = "‖" if bar == "norm" else "|"
-        close = self.expect_op(bar, f"closing {sym}")
+        close = self.expect(("BAR", op), f"closing {syntax.bar_text(op)}")
         end = close[3]
-        if bar == "abs":
-            return Ast("call", (inner,), value="abs", span=(open_tok[2], end), op_span=(open_tok[2], end))
-        sub = None
-        if self.peek()[0] == "SUB":
-            tok = self.next()
-            sub = tok[1]
-            end = tok[3]
-            if sub not in ("F", "2", "fro"):
-                self.error(f"unknown norm subscript _{sub} (use _F or _2)", tok)
-        return Ast("call", (inner,), value="norm", span=(open_tok[2], end),
-                   op_span=(open_tok[2], end))._with_sub(sub)
+        if not syntax.subscripts(op):
+            return Ast("call", (inner,), value=op, span=(open_tok[2], end), op_span=(open_tok[2], end))
+        sub = self.norm_subscript(op)
+        if sub is not None:
+            end = self.toks[self.pos - 1][3]
+        return Ast("call", (inner,), value=(op, sub), span=(open_tok[2], end),
+                   op_span=(open_tok[2], end))
+
+    def norm_subscript(self, op):
+        """The subscript after an op that takes one (‖X‖_F), checked; None if none."""
+        if self.peek()[0] != "SUB":
+            return None
+        tok = self.next()
+        message = syntax.subscript_error(op, tok[1])
+        if message:
+            self.error(message, tok)
+        return tok[1]
 
     def parse_name(self):
         kind, name, s, e = self.peek()
@@ -373,17 +370,16 @@ class Parser:
                 self.next()
                 args.append(self.parse_expr())
             close = self.expect_op(")", "')'")
-            if fname == "kron":  # kron(A, B) is A ⊗ B
-                if len(args) != 2:
-                    raise ParseError(f"kron takes two arguments, kron(A, B), got {len(args)}",
-                                     self.src, (s, close[3]))
-                return Ast("kron", args, span=(s, close[3]), op_span=(s, e))
+            if syntax.is_infix(fname):  # kron(A, B) is A ⊗ B: one node either way
+                message = syntax.arity_error(fname, len(args))
+                if message:
+                    raise ParseError(message, self.src, (s, close[3]))
+                return Ast(fname, args, span=(s, close[3]), op_span=(s, e))
             node = Ast("call", args, value=fname, span=(s, close[3]), op_span=(s, e))
-            if fname == "norm" and self.peek()[0] == "SUB":
-                tok = self.next()
-                if tok[1] not in ("F", "2", "fro"):
-                    self.error(f"unknown norm subscript _{tok[1]} (use _F or _2)", tok)
-                node._with_sub(tok[1])
+            if syntax.subscripts(fname):
+                sub = self.norm_subscript(fname)
+                if sub is not None:
+                    node.value = (fname, sub)
             return node
         if self.is_sized_eye(name):
             self.next()  # I_n: the n×n identity
@@ -467,17 +463,24 @@ def _negate(arg, signs):
     return arg
 
 
-def _is_minus_one(expo):
-    return (expo.kind == "neg" and expo.args[0].kind == "num"
-            and float(expo.args[0].value) == 1.0)
+def _literal_int(expo):
+    """k for an exponent written as the integer k or -k (X^-1, X^{-1}), else None."""
+    sign = 1
+    if expo.kind == "neg":
+        sign, expo = -1, expo.args[0]
+    if expo.kind != "num":
+        return None
+    v = float(expo.value)
+    return sign * int(v) if v.is_integer() else None
 
 
-def _with_sub(self, sub):
-    self.value = (self.value, sub) if self.kind == "call" and self.value == "norm" else self.value
-    return self
-
-
-Ast._with_sub = _with_sub
+def _power(base, k, span):
+    """X^k from a superscript: the op whose `power` k is (X⁻¹), else a power."""
+    op = syntax.powers().get(k)
+    if op is not None:
+        return Ast(op, (base,), span=(base.span[0], span[1]), op_span=span)
+    expo = Ast("num", value=str(k), span=span)
+    return Ast("pow", (base, expo), span=(base.span[0], span[1]), op_span=span)
 
 
 def parse_program(src, functions, declared=()):

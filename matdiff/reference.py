@@ -595,6 +595,8 @@ class _Interp:
     # -- calls --
     def _k_call(self, node):
         fname, sub = node.value if isinstance(node.value, tuple) else (node.value, None)
+        if fname == "variance":  # the parser's name of var (the IR's `var` is a variable)
+            fname = "var"
         args = node.args
         xp, arr = self.xp, self.arrays
         if fname in _ELEMENTWISE_2:

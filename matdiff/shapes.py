@@ -9,7 +9,7 @@ the resolved dimensions (an int or a name).
 import difflib
 import re
 
-from .ops import registry
+from .ops import registry, shape_rules, syntax
 from .dims import product
 from .errors import ShapeError, NameError_
 from .parser import GREEK_LETTERS, is_greek
@@ -393,7 +393,9 @@ class Inference:
         return True
 
     def infer(self, ast):
-        shape = getattr(self, "i_" + ast.kind)(ast)
+        method = getattr(self, "i_" + ast.kind, None)
+        # an op written as an operator (A ⊗ B, X⁻¹) is its own AST kind
+        shape = method(ast) if method is not None else self.apply(ast, ast.kind)
         self.shapes[id(ast)] = shape
         if self.is_kept_col(shape):
             self.kept.add(id(ast))
@@ -440,12 +442,6 @@ class Inference:
                    f"{self.text(ast.args[0])} is {shape_text(s)}")
         return s
 
-    def i_inv(self, ast):
-        s = self.infer(ast.args[0])
-        if _klass(s) != "mat":
-            return s  # x^-1 of a vector is element-wise
-        return self.square(s, ast, "the inverse")
-
     def text(self, ast):
         s, e = ast.span
         return self.src[s:e].strip()
@@ -480,25 +476,26 @@ class Inference:
         sb = self.infer(ast.args[1])
         if is_scalar_shape(sb):
             return sa
-        return self.broadcast(ast, sa, sb, "element-wise division")
+        return self.broadcast(ast, sa, sb, "element-wise division of")
 
     def i_had(self, ast):
         return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]),
-                              "Hadamard product")
+                              "Hadamard product of")
 
     def i_ediv(self, ast):
         return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]),
-                              "element-wise division")
+                              "element-wise division of")
 
     def i_add(self, ast):
-        return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]), "sum")
+        return self.broadcast(ast, self.infer(ast.args[0]), self.infer(ast.args[1]), "sum of")
 
     i_sub = i_add
 
     def broadcast(self, ast, sa, sb, what):
         """NumPy broadcasting: a scalar everywhere; a vector against a matrix
         along the last axis; a kept N×1 (an axis reduction's result) along
-        its size-1 axis, against N×D or a row 1×D (a 1×D row always does)."""
+        its size-1 axis, against N×D or a row 1×D (a 1×D row always does).
+        `what` names the operation in messages ("sum of", "Hadamard product of")."""
         if is_scalar_shape(sa):
             return sb
         if is_scalar_shape(sb):
@@ -513,7 +510,7 @@ class Inference:
                 hint = " (a vector broadcasts along the last axis; to add down columns write c 𝟙ᵀ)"
             elif {ka, kb} == {"col", "mat"}:
                 hint = " (an N×1 result of an axis reduction broadcasts along the rows of N×D)"
-            return (f"shape mismatch in the {what} of {self.text(a)} and {self.text(b)}: "
+            return (f"shape mismatch in the {what} {self.text(a)} and {self.text(b)}: "
                     f"{shape_text(sa)} and {shape_text(sb)}{hint}")
         if ka == kb:
             self.unify(sa[0], sb[0], ast, msg)
@@ -567,77 +564,31 @@ class Inference:
         return sb
 
     def i_call(self, ast):
-        fname, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
-        params = registry.params(fname) if fname in registry.elementwise() else ()
-        if params:
-            return self.parametrized(ast, fname, params)
-        if fname in ("sum", "mean", "var") and len(ast.args) == 2:
-            return self.axis_reduction(ast, fname)
-        if fname == "unvec":
-            return self.unvec(ast)
-        if fname == "kron":
-            raise ShapeError("kron takes two arguments: kron(A, B) or A ⊗ B", self.src, ast.span)
-        if len(ast.args) != 1:
-            takes = "one or two arguments, (X) or (X, axis)" if fname in ("sum", "mean", "var") \
-                else "one argument"
-            raise ShapeError(f"{fname} takes {takes}, got {len(ast.args)}", self.src, ast.span)
-        s = self.infer(ast.args[0])
-        scalar = (self.ONE, self.ONE)
-        if fname in ("tr", "det", "logdet"):
-            self.square(s, ast, f"{fname}")
-            return scalar
-        if fname in ("sum", "mean", "var"):
-            return scalar
-        if fname == "norm":
-            if sub == "2" and _klass(s) == "mat":
-                raise ShapeError(f"the spectral norm ‖{self.text(ast.args[0])}‖_2 of a matrix is not "
-                                 f"supported (use ‖·‖ or ‖·‖_F, the Frobenius norm)",
-                                 self.src, ast.span)
-            return scalar
-        if fname == "inv":
-            return s if _klass(s) != "mat" else self.square(s, ast, "the inverse")
-        if fname == "diag":
-            if is_scalar_shape(s):
-                return s
-            k = _klass(s)
-            if k == "col":
-                return (s[0], s[0])
-            if k == "row":
-                raise ShapeError("diag of a row vector: write diag(x) with x a column vector",
-                                 self.src, ast.span)
-            self.square(s, ast, "diag")
-            return (s[0], self.ONE)
-        if fname == "logsumexp":
-            if _klass(s) == "mat":
-                return (s[0], self.ONE)
-            return scalar
-        if fname == "vec":  # column stacking: an m·n-vector
-            return (self.product(s[0], s[1]), self.ONE)
-        return s  # element-wise functions, softmax, log_softmax
+        name, sub = ast.value if isinstance(ast.value, tuple) else (ast.value, None)
+        return self.apply(ast, name, sub)
 
-
-    def i_kron(self, ast):
-        """A ⊗ B: (m·p)×(n·q) for m×n A and p×q B."""
-        sa, sb = self.infer(ast.args[0]), self.infer(ast.args[1])
-        return (self.product(sa[0], sb[0]), self.product(sa[1], sb[1]))
-
-    def unvec(self, ast):
-        """unvec(v, m, n): the m×n matrix whose columns are v's consecutive
-        m-chunks (the inverse of vec); m and n are sizes: numbers, dimension
-        names or their products (m_A·m_B)."""
-        if len(ast.args) != 3:
-            raise ShapeError(f"unvec takes three arguments, unvec(v, ROWS, COLS), got "
-                             f"{len(ast.args)}", self.src, ast.span)
-        s = self.infer(ast.args[0])
-        m, n = (self.size_of(a) for a in ast.args[1:])
-        if _klass(s) not in ("col", "scalar"):
-            raise ShapeError(f"unvec needs a vector, but {self.text(ast.args[0])} is "
-                             f"{shape_text(s)}", self.src, ast.args[0].span)
-        self.unify(s[0], self.product(m, n), ast, lambda: (
-            f"unvec({self.text(ast.args[0])}, …) needs a vector of {shape_text((m, n))} = "
-            f"{resolved(self.product(m, n))} entries, but it has {shape_text(s[:1])}"))
-        self.sized[id(ast.args[1])], self.sized[id(ast.args[2])] = m, n
-        return (m, n)
+    def apply(self, ast, name, sub=None):
+        """An op applied to the AST's arguments: its argument count checked,
+        then its entry's named shape rule (matdiff/ops/shape_rules.py)."""
+        op = registry.op(name)
+        if op is None:
+            raise NameError_(f"unknown function {name!r}", self.src, ast.op_span)
+        count = len(ast.args)
+        if op.elementwise:
+            params = registry.params(name)
+            if count != 1 + len(params):
+                raise ShapeError(_elementwise_arity(name, params, count), self.src, ast.span)
+            if not params:  # f(X): X's shape (the common case, kept cheap)
+                return self.infer(ast.args[0])
+            return shape_rules.elementwise(ShapeCall(self, ast, op, sub, params))
+        if count != op.get("arity", 1):  # (the common case, one argument, costs one lookup)
+            message = syntax.arity_error(name, count)
+            if message:
+                raise ShapeError(message, self.src, ast.span)
+        shape = shape_rules.rule(op.get("shape", "same"))(ShapeCall(self, ast, op, sub))
+        if op.get("build") is None:  # built generically: the builder needs its shape
+            self.sized[id(ast)] = shape
+        return shape
 
     def size_of(self, a):
         """A size written in the text (unvec's): a positive integer, a dimension
@@ -653,44 +604,103 @@ class Inference:
         raise ShapeError("a size must be a positive integer, a dimension name or a product "
                          "of them", self.src, a.span)
 
-    def axis_reduction(self, ast, fname):
-        """sum/mean/var(X, 1): N×1 (within each row); (X, 0): 1×D; the reduced
-        axis is kept (size 1, marked KEPT: it broadcasts NumPy's way)."""
-        s = self.infer(ast.args[0])
-        axis = axis_reduction_axis(ast, self.src)
-        self.infer(ast.args[1])
-        return (s[0], self.KEPT) if axis == 1 else (self.KEPT, s[1])
 
-    def parametrized(self, ast, fname, params):
-        """f(X, p…): element-wise in X, each parameter a scalar."""
-        want = 1 + len(params)
-        if len(ast.args) != want:
-            shown = ", ".join(["X"] + list(params))
-            raise ShapeError(f"{fname} takes {want} arguments, {fname}({shown}), got "
-                             f"{len(ast.args)}", self.src, ast.span)
-        s = self.infer(ast.args[0])
-        for a, pname in zip(ast.args[1:], params):
-            if not is_scalar_shape(self.infer(a)):
-                raise ShapeError(f"the parameter {pname} of {fname} must be a scalar, but "
-                                 f"{self.text(a)} is {shape_text(self.shapes[id(a)])}",
-                                 self.src, a.span)
-        return s
+class ShapeCall:
+    """An op applied in the text, as its shape rule sees it (see
+    matdiff/ops/shape_rules.py): the arguments' shapes, inferred on demand,
+    and helpers whose errors point at the text."""
+    __slots__ = ("inf", "ast", "op", "sub", "params", "count", "scalar", "ONE", "KEPT",
+                 "_shapes")
+
+    def __init__(self, inf, ast, op, sub=None, params=()):
+        self.inf, self.ast, self.op, self.sub = inf, ast, op, sub
+        self.params = params  # an element-wise function's scalar parameters
+        self.count = len(ast.args)
+        self.ONE, self.KEPT = inf.ONE, inf.KEPT
+        self.scalar = (inf.ONE, inf.ONE)
+        self._shapes = {}
+
+    @property
+    def word(self):
+        """How messages name the op (var for the variance)."""
+        return syntax.word(self.op.name)
+
+    def shape(self, i):
+        """Argument i's shape (inferred once: a rule may ask twice)."""
+        if i not in self._shapes:
+            self._shapes[i] = self.inf.infer(self.ast.args[i])
+        return self._shapes[i]
+
+    def text(self, i):
+        return self.inf.text(self.ast.args[i])
+
+    def span(self, i=None):
+        return self.ast.span if i is None else self.ast.args[i].span
+
+    def error(self, message, span=None):
+        raise ShapeError(message, self.inf.src, span or self.ast.span)
+
+    @staticmethod
+    def klass(s):
+        return "scalar" if is_scalar_shape(s) else _klass(s)
+
+    shape_text = staticmethod(shape_text)
+    resolved = staticmethod(resolved)
+
+    def square(self, s, what):
+        return self.inf.square(s, self.ast, what)
+
+    def unify(self, a, b, what):
+        self.inf.unify(a, b, self.ast, what)
+
+    def product(self, *ds):
+        return self.inf.product(*ds)
+
+    def size(self, i):
+        """Argument i as a size written in the text (unvec's m, n)."""
+        d = self.inf.size_of(self.ast.args[i])
+        self.inf.sized[id(self.ast.args[i])] = d
+        return d
+
+    def axis(self, i):
+        """Argument i as an axis, 0 or 1 (-2, -1 as in NumPy)."""
+        return axis_reduction_axis(self.ast, self.inf.src, self.word, i)
 
 
-def axis_reduction_axis(ast, src=""):
-    """The axis (0 or 1) of sum/mean/var(X, axis): an integer literal; as in
-    NumPy, -1 is the last axis (1) and -2 the first (0)."""
-    a, sign = ast.args[1], 1
+def _elementwise_arity(fname, params, count):
+    """'elu takes 2 arguments, elu(X, alpha), got 1'."""
+    if not params:
+        return f"{fname} takes one argument, got {count}"
+    shown = ", ".join(["X"] + list(params))
+    return f"{fname} takes {1 + len(params)} arguments, {fname}({shown}), got {count}"
+
+
+def shape_from_ir(name, nodes, src=""):
+    """The shape rule of op `name` applied to built IR nodes (an op with no
+    builder of its own, in a rule template, where no inference ran)."""
+    from .parser import Ast
+    inf = Inference(src, {})
+    ast = Ast("call", [Ast("name", value="_") for _ in nodes], value=name)
+    call = ShapeCall(inf, ast, registry.op(name))
+    for i, node in enumerate(nodes):
+        call._shapes[i] = tuple(inf.dim(d, None) for d in node.shape)
+    return tuple(resolved(d) for d in shape_rules.rule(call.op.get("shape", "same"))(call))
+
+
+def axis_reduction_axis(ast, src="", word=None, i=1):
+    """The axis (0 or 1) of a reduction's argument i (sum(X, axis)): an integer
+    literal; as in NumPy, -1 is the last axis (1) and -2 the first (0). `word`
+    names the op in the message."""
+    a, sign = ast.args[i], 1
     while a.kind in ("paren", "neg"):
         sign = -sign if a.kind == "neg" else sign
         a = a.args[0]
     axis = {(1, "0"): 0, (1, "1"): 1, (-1, "1"): 1, (-1, "2"): 0}.get((sign, a.value)) \
         if a.kind == "num" else None
     if axis is None:
-        fname = ast.value if isinstance(ast.value, str) else ast.value[0]
-        raise ShapeError(f"the axis of {fname}(X, axis) must be 0 (down each column: 1×D) "
+        raise ShapeError(f"the axis of {word}(X, axis) must be 0 (down each column: 1×D) "
                          f"or 1 (along each row: N×1), or -2 / -1 as in NumPy", src,
-                         ast.args[1].span)
+                         ast.args[i].span)
     return axis
 
 

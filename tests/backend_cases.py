@@ -82,7 +82,7 @@ def rule_programs():
         src = f"sum(C .* {name}({', '.join([arg] + params)}))"
         out.append((f"fn-{name}", src, ["X", "W"] + params, {}))
     for name, entry in registry.ops().items():
-        if name in STRUCTURAL or not isinstance(entry, dict):
+        if name in STRUCTURAL or not isinstance(entry, dict) or entry.get("macro"):
             continue
         spellings = ([(entry["text"], [])] if "text" in entry else []) + SPELLINGS.get(name, []) \
             + [(f"{name}({{X}})", [])]

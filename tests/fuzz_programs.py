@@ -51,7 +51,7 @@ import numpy as np
 
 from matdiff.ops import registry
 from matdiff.errors import MatdiffError
-from matdiff.parser import STRUCTURAL, Ast, is_greek
+from matdiff.parser import Ast, is_greek
 from matdiff import reference
 
 OUTCOMES = ["right", "rejected", "crashed derivation", "wrong parse", "crashed module",
@@ -98,7 +98,7 @@ def elementwise_functions():
 
 
 def function_names():
-    return set(registry.functions()) | set(STRUCTURAL) | {"ones_like", "eye_like"}
+    return set(registry.functions()) | set(registry.calls()) | {"ones_like", "eye_like"}
 
 
 # -- the typed tree ---------------------------------------------------------------

@@ -147,14 +147,15 @@ def calls():
 
 @lru_cache(maxsize=None)
 def spelled(key):
-    """The ops whose entry has `key` (an operator spelling such as `infix`,
-    `postfix`), as {spelling: name}."""
+    """The ops and element-wise functions whose entry has `key` (an operator
+    spelling such as `infix`, `bars`, `power`), as {spelling: name}."""
     out = {}
-    for name, entry in ops().items():
-        value = entry.get(key)
-        if value is not None:
-            for v in (value if isinstance(value, list) else [value]):
-                out[v] = name
+    for table in (ops(), elementwise()):
+        for name, entry in table.items():
+            value = entry.get(key)
+            if value is not None:
+                for v in (value if isinstance(value, list) else [value]):
+                    out[v] = name
     return out
 
 
