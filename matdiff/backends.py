@@ -16,11 +16,9 @@ gives the module of a backend by name.
 """
 
 import ast
-from functools import lru_cache
-
 from . import pyast as P
-from .ops import registry
-from .numpy_emit import HELPERS, Emitter, _head, _template, _rank, module_source
+from .ops import numpy_code
+from .numpy_emit import HELPERS, Emitter, _template, _rank, module_source
 
 BACKENDS = ("numpy", "jax", "torch")
 
@@ -46,18 +44,6 @@ def source(problem, grads, backend="numpy"):
 def higher_source(h, backend="numpy"):
     from .numpy_emit import higher_module_source
     return higher_module_source(h, emitter=emitter_class(backend))
-
-
-@lru_cache(maxsize=None)
-def _own_texts(key):
-    """{numpy template: this backend's template} from the rule table's `key` column."""
-    out = {}
-    for table in (registry.ops(), registry.elementwise()):
-        for name, entry in table.items():
-            if isinstance(entry, dict) and key in entry and "numpy" in entry:
-                if out.setdefault(entry["numpy"], entry[key]) != entry[key]:
-                    raise ValueError(f"rules: two {key} spellings of {entry['numpy']!r}")
-    return out
 
 
 class _Translate(ast.NodeTransformer):
@@ -143,19 +129,29 @@ class ArrayEmitter(Emitter):
         self.need_helpers(hname + "(")
         return P.call(hname, *args, **kw)
 
-    def template(self, text, arg, **params):
-        own = _own_texts(self.key).get(text)
-        tree = _template(own) if own is not None else self._translated(text)
-        self.need_helpers(own if own is not None else self._translated_text(text))
-        slots = {"_slot_" + k: v for k, v in params.items()}
-        slots["_slot_X"] = arg
+    def op_tree(self, op):
+        """The op's own template in this backend's column (`jax` / `torch`),
+        else its `numpy` one translated."""
+        own = op.get(self.key)
+        if own is not None:
+            self.need_helpers(own)
+            return _template(own)
+        text = op.get("numpy")
+        if text is None:
+            return super().op_tree(op)  # the error
+        tree = self._translated(text)
+        self.need_helpers(self._translated_text(text))
+        return tree
+
+    def fill(self, tree, slots):
+        slots = dict(slots)
         for slot, value in list(slots.items()):
-            used = sum(isinstance(t, ast.Name) and t.id == slot for t in ast.walk(tree))
+            used = sum(isinstance(t, ast.Name) and t.id == "_slot_" + slot for t in ast.walk(tree))
             if used > 1 and not isinstance(value, (ast.Name, ast.Constant)):
                 tmp = f"_t{len(self.stmts)}"  # a slot used twice is computed once
                 self.stmts.append(P.assign(tmp, value))
                 slots[slot] = P.name(tmp)
-        return P.substitute(tree, slots)
+        return super().fill(tree, slots)
 
     def _translated(self, text):
         cache = self.__class__.__dict__.get("_tcache")
@@ -186,7 +182,7 @@ class ArrayEmitter(Emitter):
         """No variable beneath: the code is a Python number (or a constant array)."""
         hit = self._static.get(node)
         if hit is None:
-            hit = node.op != "var" and all(self.is_static(a) for a in node.args)
+            hit = not numpy_code.is_input(node) and all(self.is_static(a) for a in node.args)
             self._static[node] = hit
         return hit
 
@@ -199,7 +195,7 @@ class ArrayEmitter(Emitter):
 
     def finish(self, node):
         code = self.expr(node)
-        if node.op == "var" or (node.op == "let" and node.args[0].op == "var"):
+        if numpy_code.is_callers_array(node):
             return self.copy(code)  # never the caller's array
         if _rank(node) == 0 and self.is_static(node):
             return self.tensor(code)

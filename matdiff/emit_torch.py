@@ -14,7 +14,7 @@ import math
 
 from . import pyast as P
 from .backends import ArrayEmitter
-from .numpy_emit import _rank, _sub_chain
+from .ops import numpy_code, torch_code
 
 _AUTOGRAD_FUNCTION = '''def _autograd_function(value, value_and_gradient, names, grads):
     # (Function, function): value(*tensors) in the order of `names` as a
@@ -82,11 +82,6 @@ _BY_DIRECTIONS = '''def _by_directions(directional, x, arrays):
     return _torch.stack(cols, dim=1)
 '''
 
-_ELU = '''def _elu(x, alpha):
-    # x for x > 0, alpha (e^x - 1) otherwise (expm1 of min(x, 0): no overflow)
-    return _torch.where(x > 0, x, alpha * _torch.expm1(_torch.clamp(x, max=0.0)))
-'''
-
 _RAVEL_F = '''def _ravel_f(x):
     # NumPy's ravel(x, order='F'): column stacking
     return x.T.reshape(-1) if x.dim() == 2 else x.reshape(-1)
@@ -98,28 +93,18 @@ _RESHAPE_F = '''def _reshape_f(x, shape):
     return x.permute(*reversed(range(x.dim())))
 '''
 
-_KRON = '''def _kron(a, b):
-    # torch.kron of a non-contiguous tensor (a transpose) can fail: contiguous first
-    return _torch.kron(a.contiguous(), b.contiguous())
-'''
-
-_LEAKY_RELU = '''def _leaky_relu(x, alpha):
-    return _torch.where(x > 0, x, alpha * x)
-'''
-
-
 class TorchEmitter(ArrayEmitter):
     key = "torch"
     np = "_torch"
     LIBRARY = "PyTorch (tensors on any device, any float dtype; Function is a torch.autograd.Function)"
     IMPORTS = (("torch", "_torch"),)
     OWN_HELPERS = {"_autograd_function": _AUTOGRAD_FUNCTION, "_by_directions": _BY_DIRECTIONS,
-                   "_elu": _ELU, "_leaky_relu": _LEAKY_RELU, "_ravel_f": _RAVEL_F,
-                   "_reshape_f": _RESHAPE_F, "_kron": _KRON}
+                   "_ravel_f": _RAVEL_F, "_reshape_f": _RESHAPE_F, **torch_code.HELPERS}
     RENAMES = {"max": "amax", "min": "amin", "repeat": "repeat_interleave"}
     KEYWORDS = {"axis": "dim", "keepdims": "keepdim"}
     ORDERS = {"ravel": "_ravel_f", "reshape": "_reshape_f"}  # torch has C order only
-    CALLS = {"kron": "_kron"}
+    CALLS = torch_code.CALLS
+    CODE = (torch_code, numpy_code)  # named code functions: PyTorch's own first
 
     def tensor(self, code):
         if self.ref is None:
@@ -171,21 +156,7 @@ class TorchEmitter(ArrayEmitter):
     def e_pow(self, n):
         if self._integer_power_of_a_number(n):  # N², 1/N: Python arithmetic
             return P.binop(self.expr(n.args[0]), "**", P.const(float(n.args[1].attr)))
-        return super().e_pow(n)
-
-    def e_matmul(self, n):
-        # left X⁻¹ with a vector on the left: solve(Xᵀ, l) is already that vector
-        # (no .T of a 1-D tensor, which PyTorch deprecates)
-        args = list(n.args)
-        for i, f in enumerate(args):
-            if f.op == "inv" and f not in self.done and self.uses.get(f, 0) < 2:
-                if i == len(args) - 1 and _rank(_sub_chain(args[:i])) < 2 and not (
-                        args[0].op == "T" and args[0].args[0].op == "ones"):
-                    from .ir import transpose
-                    lt = self.expr(transpose(_sub_chain(args[:i])))
-                    return self.f("linalg.solve", P.attr(self.expr(f.args[0]), "T"), lt)
-                break
-        return super().e_matmul(n)
+        return self.code("power")(self, n)
 
     def wrapper(self):
         # Function, function = _autograd_function(value, value_and_gradient, names, positions)

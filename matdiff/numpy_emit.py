@@ -21,12 +21,11 @@ import re
 import unicodedata
 
 from . import pyast as P
-from .ops import registry
+from .ops import registry, numpy_code
 from .dims import Prod, product
-from .ir import is_ones_matrix
+from .errors import MatdiffError
 from .diff import topo_order
 from .engine import shape_of
-from fractions import Fraction
 
 _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {"None", "True", "False"}
 
@@ -34,43 +33,9 @@ _RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | {"None", "True", "Fa
 # nested parentheses, and short lines read better anyway.
 MAX_HEIGHT = 24
 
+# The ops' kernels (matdiff/ops/numpy_code.py) and the module's own helpers.
 HELPERS = {
-    "_sigmoid": '''def _sigmoid(x):
-    # one exp of -|x|: no overflow, full relative accuracy on both sides
-    e = _np.exp(-_np.abs(x))
-    return _np.where(x >= 0, 1.0, e) / (1.0 + e)
-''',
-    "_softmax": '''def _softmax(z):
-    # row-wise for a matrix, over the entries for a vector; max-shifted
-    e = _np.exp(z - _np.max(z, axis=-1, keepdims=True))
-    return e / _np.sum(e, axis=-1, keepdims=True)
-''',
-    "_log_softmax": '''def _log_softmax(z):
-    s = z - _np.max(z, axis=-1, keepdims=True)
-    return s - _np.log(_np.sum(_np.exp(s), axis=-1, keepdims=True))
-''',
-    "_logsumexp": '''def _logsumexp(z):
-    m = _np.max(z, axis=-1, keepdims=True)
-    return (m + _np.log(_np.sum(_np.exp(z - m), axis=-1, keepdims=True)))[..., 0]
-''',
-    "_erf": '''def _erf(x):
-    # NumPy has no erf: the standard library's, entry by entry
-    return _np.vectorize(_math.erf, otypes=[float])(x)
-''',
-    "_gelu": '''def _gelu(x):
-    # x Φ(x) with Φ the standard normal CDF
-    return 0.5 * x * (1.0 + _erf(x / _np.sqrt(2.0)))
-''',
-    "_gelu_tanh": '''def _gelu_tanh(x):
-    return 0.5 * x * (1.0 + _np.tanh(_np.sqrt(2.0 / _np.pi) * (x + 0.044715 * x ** 3)))
-''',
-    "_elu": '''def _elu(x, alpha):
-    # x for x > 0, alpha (e^x - 1) otherwise (expm1 of min(x, 0): no overflow)
-    return _np.where(x > 0, x, alpha * _np.expm1(_np.minimum(x, 0.0)))
-''',
-    "_leaky_relu": '''def _leaky_relu(x, alpha):
-    return _np.where(x > 0, x, alpha * x)
-''',
+    **numpy_code.HELPERS,
     "_by_directions": '''def _by_directions(directional, x, arrays):
     # the columns of a Hessian / Jacobian: directional derivatives along each
     # basis direction of x, in vec order (column stacking)
@@ -101,42 +66,8 @@ def py_name(name):
     return safe + "_"
 
 
-def _rank(node):
-    r, c = node.shape
-    if (r, c) == (1, 1):
-        return 0
-    return 1 if (c == 1 or r == 1) else 2
-
-
-def _sub_chain(args):
-    from .ir import matmul
-    return args[0] if len(args) == 1 else matmul(*args)
-
-
-def _is_broadcast(node):
-    """𝟙vᵀ or v𝟙ᵀ (a matrix that is a vector repeated along one axis)."""
-    if node.op != "matmul" or len(node.args) != 2 or _rank(node) != 2:
-        return False
-    a, b = node.args
-    return a.op == "ones" or (b.op == "T" and b.args[0].op == "ones")
-
-
-def _block_sum(f, side):
-    """(m, p, axis) when f sums blocks from the left: I_m ⊗ 𝟙_pᵀ sums each
-    block's p rows (axis 1 of an m×p×n×q reshape), 𝟙_mᵀ ⊗ I_p the grid's m
-    block rows (axis 0); from the right I_n ⊗ 𝟙_q (axis 3), 𝟙_n ⊗ I_q (axis 2)."""
-    if f.op != "kron":
-        return None
-    a, b = f.args
-
-    def ones(x):
-        t = x.args[0] if x.op == "T" else x
-        return t.op == "ones" and (x.op == "T") == (side == "left")
-    if a.op == "eye" and ones(b):
-        return (a.rows, b.cols, 1) if side == "left" else (a.rows, b.rows, 3)
-    if ones(a) and b.op == "eye":
-        return (a.cols, b.rows, 0) if side == "left" else (a.rows, b.rows, 2)
-    return None
+_rank = numpy_code.rank
+_sub_chain = numpy_code.sub_chain
 
 
 _TEMPLATES = {}
@@ -172,6 +103,7 @@ class Emitter:
         self.uses = {}
         self.stmts = []
         self.done = {}  # node -> (code, full) of a node bound to a temporary
+        self._emitters = {}  # op name -> its emitting function (_emitter_of)
 
     # -- small pieces ------------------------------------------------------
     def f(self, path, *args, **kw):
@@ -213,12 +145,56 @@ class Emitter:
         self.helpers.add(hname)
         return P.call(hname, *args)
 
-    def template(self, text, arg, **params):
-        """text's tree with {x} (or {X}) replaced by arg and each {p} by params[p]."""
+    # -- an op's code template ------------------------------------------------
+    def op_tree(self, op):
+        """The tree of the op's code template for this backend (its `numpy`
+        entry), the helpers it calls noted."""
+        text = op.get("numpy")
+        if text is None:
+            raise MatdiffError(f"the op {op.name!r} has no NumPy code: give its entry "
+                               f"a `numpy` template or a `numpy_fn`")
         self.need_helpers(text)
-        slots = {"_slot_" + k: v for k, v in params.items()}
-        slots["_slot_X"] = arg
-        return P.substitute(_template(text), slots)
+        return _template(text)
+
+    def fill(self, tree, slots):
+        """tree with each {name} slot replaced by slots[name] (a code tree)."""
+        return P.substitute(tree, {"_slot_" + k: v for k, v in slots.items()})
+
+    def op_template(self, n, op=None):
+        """n's code from its op's template, any one- or two-argument op: the
+        arguments in the slots of their rule names, {shape} the node's shape."""
+        op = op or registry.op(n.op)
+        tree = self.op_tree(op)
+        return self.fill(tree, numpy_code.slots(self, n, tree))
+
+    # -- named code functions (matdiff/ops/numpy_code.py) ----------------------
+    key = "numpy"         # the column of the rule table this emitter reads
+    CODE = (numpy_code,)  # modules of named code functions, searched in order
+
+    def code(self, name):
+        """The named code function `name`: a backend's own first (CODE)."""
+        for module in self.CODE:
+            f = getattr(module, name, None)
+            if f is not None:
+                return f
+        raise MatdiffError(f"rules name the code function {name!r}, which "
+                           f"{' / '.join(m.__name__ for m in self.CODE)} do not define")
+
+    def _emitter_of(self, op_name):
+        """How nodes of op_name are emitted: a method e_<op> (leaves, the IR's
+        grammar, a backend's per-node override), else the op's entry: the
+        function it names (`<backend>_fn`, else `numpy_fn`) or its template."""
+        method = getattr(self, "e_" + op_name, None)
+        if method is not None:
+            return method
+        op = registry.op(op_name)
+        if op is None:
+            raise MatdiffError(f"no code for the op {op_name!r}: it has no entry in the rules")
+        fname = op.get(self.key + "_fn") or op.get("numpy_fn")
+        if fname is not None:
+            f = self.code(fname)
+            return lambda n: f(self, n)
+        return lambda n: self.op_template(n, op)
 
     def need_helpers(self, text):
         """The helpers `text` calls, and the helpers they call."""
@@ -236,7 +212,10 @@ class Emitter:
         hit = self.done.get(node)
         if hit is not None:
             return hit
-        out = getattr(self, "e_" + node.op)(node)
+        emit = self._emitters.get(node.op)
+        if emit is None:
+            emit = self._emitters[node.op] = self._emitter_of(node.op)
+        out = emit(node)
         code, full = out if isinstance(out, tuple) else (out, True)
         if not isinstance(code, (ast.Name, ast.Constant)) and (
                 self.uses.get(node, 0) >= 2 or P.height(code) > MAX_HEIGHT):
@@ -311,22 +290,8 @@ class Emitter:
             acc = P.binop(acc, "/", code)
         return acc, full
 
-    def e_pow(self, n):
-        base, e = n.args
-        if e.op == "const" and e.attr == Fraction(1, 2):
-            code, full = self.lite(base)
-            return self.f("sqrt", code), full
-        if e.op == "const" and e.attr == 2:
-            code, full = self.lite(base)
-            if isinstance(code, ast.Name):
-                return P.binop(code, "*", code), full
-            return self.f("square", code), full
-        code, full = self.lite(base)
-        return P.binop(code, "**", self.expr(e)), full
-
     def e_matmul(self, n):
         args = list(n.args)
-        first, last = args[0], args[-1]
         # Broadcasts: 𝟙vᵀ is v along the last axis, v𝟙ᵀ is v[:, None].
         if len(args) == 2 and _rank(n) == 2:
             a, b = args
@@ -334,152 +299,27 @@ class Emitter:
                 return self.expr(b.args[0] if b.op == "T" else b), False
             if b.op == "T" and b.args[0].op == "ones":
                 return P.subscript(self.expr(a), P.tuple_(P.full_slice(), P.none())), False
-        # (I_m ⊗ 𝟙_pᵀ) M (I_n ⊗ 𝟙_q) and friends (kron's pullbacks): sums of M's
-        # p×q blocks, or of its block grid, by a reshape: no Kronecker factor formed
-        rows, cols = _block_sum(first, "left"), _block_sum(last, "right")
-        if rows is not None and cols is not None and len(args) > 2:
-            (m, p, ra), (n, q, ca) = rows, cols
-            four = P.tuple_(*[self.dim(d) for d in (m, p, n, q)])
-            blocks = P.call(P.attr(self.expr(_sub_chain(args[1:-1])), "reshape"), four)
-            return self.f("sum", blocks, axis=P.tuple_(P.const(ra), P.const(ca)))
-        # Reductions and scalings that need no matrix product.
-        if first.op == "T" and first.args[0].op == "ones":
-            rest = _sub_chain(args[1:])
-            if _rank(rest) == 2:
-                return self.f("sum", self.expr(rest), axis=P.const(0))
-            return self.f("sum", self.expr(rest))
-        if last.op == "ones":
-            rest = _sub_chain(args[:-1])
-            if rest.op == "T" and _rank(rest) == 2:  # Gᵀ𝟙: column sums of G, read in order
-                return self.f("sum", self.expr(rest.args[0]), axis=P.const(0))
-            if _rank(rest) == 2:
-                return self.f("sum", self.expr(rest), axis=P.const(-1))
-            return self.f("sum", self.expr(rest))
-        if first.op == "diag":
-            rest = _sub_chain(args[1:])
-            v = self.expr(first.args[0])
-            if _rank(rest) == 2:
-                v = P.subscript(v, P.tuple_(P.full_slice(), P.none()))
-            return P.binop(v, "*", self.expr(rest))
-        if last.op == "diag":
-            return P.binop(self.expr(_sub_chain(args[:-1])), "*", self.expr(last.args[0]))
-        if len(args) == 2 and args[0].cols == 1 and args[1].rows == 1:
-            return self.f("outer", self.expr(args[0]), self.expr(args[1]))
-        # L X⁻¹ R where the inverse is used only here: L @ solve(X, R), no inverse formed.
-        for i, f in enumerate(args):
-            if f.op == "inv" and f not in self.done and self.uses.get(f, 0) < 2:
-                X = self.expr(f.args[0])
-                left, right = args[:i], args[i + 1:]
-                if right:
-                    solved = self.f("linalg.solve", X, self.expr(_sub_chain(right)))
-                    return P.binop(self.expr(_sub_chain(left)), "@", solved) if left else solved
-                from .ir import transpose
-                lt = self.expr(transpose(_sub_chain(left)))
-                return P.attr(self.f("linalg.solve", P.attr(X, "T"), lt), "T")
-        # Left to right; an outer product inside a longer chain is kept exact.
-        acc, rows, cols = self.expr(args[0]), args[0].rows, args[0].cols
-        i = 1
-        while i < len(args):
-            f = args[i]
-            if f.op == "diag" and i + 1 < len(args):
-                # A diag(v) B = A @ (v[:, None] * B): a row scaling, never the n×n diag(v)
-                nxt = args[i + 1]
-                v = self.expr(f.args[0])
-                if nxt.op == "ones":
-                    code = v
-                elif _rank(nxt) == 2:
-                    code = P.binop(P.subscript(v, P.tuple_(P.full_slice(), P.none())), "*",
-                                   self.expr(nxt))
-                else:
-                    code = P.binop(v, "*", self.expr(nxt))
-                f, i = nxt, i + 1
-            elif f.op == "diag":
-                code = None  # A diag(v) at the end: A's columns scaled, A * v
-                acc = P.binop(acc, "*", self.expr(f.args[0]))
-            else:
-                code = self.expr(f)
-            if code is None:
-                pass
-            elif (rows, cols) == (1, 1):
-                acc = P.binop(acc, "*", code)  # a 1×1 partial product scales
-            elif cols == 1 and f.rows == 1:
-                acc = self.f("outer", acc, code)
-            else:
-                acc = P.binop(acc, "@", code)
-            cols = f.cols
-            i += 1
-        return acc
+        # The special forms of chains (axis sums, scalings, solves, ...), then
+        # the product left to right: numpy_code.CHAIN_RULES.
+        for rule in numpy_code.CHAIN_RULES:
+            out = self.code(rule)(self, args)
+            if out is not None:
+                return out
+        raise AssertionError("left_to_right applies to every chain")
 
     def e_T(self, n):
         x = n.args[0]
         code = self.expr(x)
         return P.attr(code, "T") if _rank(x) == 2 else code
 
-    def e_tr(self, n):
-        x = n.args[0]
-        if x.op == "matmul" and x not in self.done and self.uses.get(x, 0) < 2 \
-                and not any(f.op == "inv" and self.uses.get(f, 0) < 2 for f in x.args):
-            # tr(A B) = sum(A ⊙ Bᵀ): no product matrix is formed
-            from .ir import matmul, transpose
-            a = x.args[0] if len(x.args) == 2 else matmul(*x.args[:-1])
-            b = x.args[-1]
-            if a.op == "T":
-                return self.f("sum", P.binop(self.expr(a.args[0]), "*", self.expr(b)))
-            return self.f("sum", P.binop(self.expr(a), "*", self.expr(transpose(b))))
-        return self.template(registry.ops()["tr"]["numpy"], self.expr(x))
-
-    def e_diagvec(self, n):
-        x = n.args[0]
-        if x.op == "matmul" and x not in self.done and self.uses.get(x, 0) < 2 and not any(
-                f.op in ("inv", "ones") or (f.op == "T" and f.args[0].op == "ones")
-                for f in x.args):
-            # diag(L R) = the row sums of L ⊙ Rᵀ, no product matrix formed; split
-            # where L is a column if the chain has one (diag(u vᵀ) = u ⊙ v)
-            from .ir import transpose
-            k = next((i for i in range(1, len(x.args)) if x.args[i - 1].cols == 1), len(x.args) - 1)
-            left, right = _sub_chain(x.args[:k]), _sub_chain(x.args[k:])
-            if left.op != "diag" and right.op != "diag":
-                prod = P.binop(self.expr(left), "*", self.expr(transpose(right)))
-                return prod if left.cols == 1 else self.f("sum", prod, axis=P.const(-1))
-        return self.template(registry.ops()["diagvec"]["numpy"], self.expr(x))
-
-    def e_softmax(self, n):
-        from .ir import log_softmax
-        ls = log_softmax(n.args[0])
-        if self.uses.get(ls, 0) >= 2:
-            return self.f("exp", self.expr(ls))
-        return self.template(registry.ops()["softmax"]["numpy"], self.expr(n.args[0]))
-
-    def e_unvec(self, n):
-        # column-major: the columns of the result are consecutive chunks of g
-        return self.f("reshape", self.expr(n.args[0]), self.shape_code(n), order=P.const("F"))
-
-    def e_kron(self, n):
-        def as_2d(x):  # vectors are 1-D: a column x[:, None], a row x[None, :]
-            code = self.expr(x)
-            if _rank(x) == 2:
-                return code
-            index = (P.full_slice(), P.none()) if x.cols == 1 else (P.none(), P.full_slice())
-            return P.subscript(code, P.tuple_(*index))
-        a, b = n.args
-        if is_ones_matrix(a):  # 𝟙𝟙ᵀ ⊗ B: B tiled
-            code = self.f("tile", as_2d(b), P.tuple_(self.dim(a.rows), self.dim(a.cols)))
-        else:
-            code = self.f("kron", as_2d(a), as_2d(b))
-        return code if _rank(n) == 2 else self.f("ravel", code)
-
     def e_fn(self, n):
+        op = registry.op(n.attr)  # the element-wise function's entry
+        fname = op.get(self.key + "_fn") or op.get("numpy_fn")
+        if fname is not None:
+            return self.code(fname)(self, n)
         code, full = self.lite(n.args[0])
         params = {p: self.expr(a) for p, a in zip(registry.params(n.attr), n.args[1:])}
-        return self.template(registry.elementwise()[n.attr]["numpy"], code, **params), full
-
-    def __getattr__(self, attr):
-        """e_<op> for the other one-argument ops: their `numpy` entry in rules/ops.toml."""
-        if attr.startswith("e_"):
-            tpl = registry.ops().get(attr[2:], {}).get("numpy")
-            if tpl is not None and "{X}" in tpl:
-                return lambda n: self.template(tpl, self.expr(n.args[0]))
-        raise AttributeError(attr)
+        return self.fill(self.op_tree(op), {"X": code, **params}), full
 
     # -- statements --------------------------------------------------------
     def count_uses(self, outputs):
@@ -493,13 +333,15 @@ class Emitter:
         for n in order:
             for a in n.args:
                 uses[a] += 1
-        # softmax(z) next to log_softmax(z): compute the log once, exp it.
-        from .ir import log_softmax
-        for n in order:
-            if n.op == "softmax":
-                ls = log_softmax(n.args[0])
-                if ls in uses:
-                    uses[ls] += 2
+        # An op's code that reads other nodes counts them (`numpy_uses`: softmax
+        # next to log_softmax takes the exp of the log, computed once).
+        hooks = {name: self.code(entry["numpy_uses"]) for name, entry in registry.ops().items()
+                 if "numpy_uses" in entry}
+        if hooks:
+            for n in order:
+                hook = hooks.get(n.op)
+                if hook is not None:
+                    hook(uses, n)
         for out in outputs:
             uses[out] = uses.get(out, 0) + 2
         self.uses = uses
@@ -509,7 +351,7 @@ class Emitter:
         code = self.expr(node)
         if _rank(node) == 0:
             return P.call("_float", code)
-        if node.op == "var" or (node.op == "let" and node.args[0].op == "var"):
+        if numpy_code.is_callers_array(node):
             return self.f("array", code, dtype=P.name("_float"))  # never the caller's array
         return code
 

@@ -3,10 +3,14 @@
 Matrix and vector variables become MatrixSymbols (dimension names become
 Symbols), scalar variables plain Symbols; the algebra maps onto MatAdd, MatMul,
 HadamardProduct, HadamardPower, Transpose, Inverse, Trace, Determinant,
-Identity, OneMatrix and ZeroMatrix. What SymPy has no class for (element-wise
-functions, softmax, log_softmax, logsumexp, diag, sum, norm) gets a small class
-here that prints by name and evaluates entry-wise: substitute explicit
-matrices for the symbols, then `.doit()` gives numbers::
+Identity, OneMatrix and ZeroMatrix. Every other op is its entry's: the
+`sympy` template of rules/ops.toml, or the function its `sympy_fn` names, in
+matdiff/ops/sympy_code.py, which holds the small classes for what SymPy has
+none for (softmax, log_softmax, logsumexp, diag, sum, norm, vec, unvec).
+Element-wise functions are `Elementwise` here, their scalar values from the
+`sympy` entry of rules/elementwise.toml. The classes print by name and
+evaluate entry-wise: substitute explicit matrices for the symbols, then
+`.doit()` gives numbers::
 
     e = g.sympy
     e.subs({X: ImmutableMatrix(...), W: ImmutableMatrix(...)}).doit()
@@ -16,20 +20,20 @@ product (xᵀAx) stays a 1×1 MatMul; inside scalar arithmetic it is wrapped in
 Trace (tr of a 1×1 matrix is its entry). logdet X is log|det X|.
 """
 
+import re
+
 import sympy as sp
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.hadamard import HadamardPower as _HadamardPower
-from sympy.printing.pretty.stringpict import prettyForm
+
+from .ops import registry, sympy_code
+from .ops.sympy_code import Named, explicit as _explicit, int_shape as _int_shape
+# the ops' classes, importable from here as before
+from .ops.sympy_code import (Softmax, LogSoftmax, LogSumExp, Diag, DiagVec, Vec,  # noqa: F401
+                             Unvec, Sum, Norm, LogSumExpScalar)
+from .errors import MatdiffError
 
 __all__ = ["to_sympy"]
-
-
-def _explicit(x):
-    return isinstance(x, sp.MatrixBase)
-
-
-def _int_shape(shape):
-    return all(isinstance(d, (int, sp.Integer)) for d in shape)
 
 
 # ----------------------------------------------------------------------------
@@ -45,36 +49,25 @@ def _scalar_function(name, value):
     return type(name, (sp.Function,), {"eval": classmethod(eval)})
 
 
-sigmoid = _scalar_function("sigmoid", lambda x: 1 / (1 + sp.exp(-x)))
-relu = _scalar_function("relu", lambda x: sp.Max(0, x))
-softplus = _scalar_function("softplus", lambda x: sp.log(1 + sp.exp(x)))
-step = _scalar_function("step", lambda x: sp.Integer(1) if x > 0 else sp.Integer(0))
-
-_SCALAR_FNS = {"exp": sp.exp, "log": sp.log, "sin": sp.sin, "cos": sp.cos, "tanh": sp.tanh,
-               "sqrt": sp.sqrt, "abs": sp.Abs, "sign": sp.sign, "sigmoid": sigmoid,
-               "relu": relu, "softplus": softplus, "step": step}
-
-_LATEX_NAMES = {"exp": r"\exp", "log": r"\log", "sin": r"\sin", "cos": r"\cos",
-                "tanh": r"\tanh", "sigmoid": r"\sigma"}
+_SCALAR_FNS = {}  # (name, its sympy entry) -> the SymPy function
 
 
 def scalar_fn(name):
-    """The SymPy scalar function for an element-wise function name (a data-defined
-    function without a SymPy counterpart stays an undefined Function)."""
-    f = _SCALAR_FNS.get(name)
+    """The SymPy scalar function of an element-wise function, from its `sympy`
+    entry (a data-defined function without one stays an undefined Function)."""
+    text = registry.elementwise().get(name, {}).get("sympy")
+    f = _SCALAR_FNS.get((name, text))
     if f is None:
-        f = _SCALAR_FNS[name] = _from_rule(name)
+        f = _SCALAR_FNS[(name, text)] = _from_rule(name, text)
     return f
 
 
-def _from_rule(name):
+def _from_rule(name, text):
     """A function from the `sympy` entry of the rule table (our own data, not
     user text): a SymPy function's name, or the value in terms of x."""
-    from .ops import registry
-    text = registry.elementwise().get(name, {}).get("sympy")
     if text is None:
         return sp.Function(name)
-    if text.isidentifier() and isinstance(getattr(sp, text, None), type):
+    if text.isidentifier() and callable(getattr(sp, text, None)):
         return getattr(sp, text)
     x = sp.Symbol("x")
     params = [sp.Symbol(p) for p in registry.params(name)]
@@ -82,37 +75,13 @@ def _from_rule(name):
     return _scalar_function(name, lambda v, *a: body.subs({x: v, **dict(zip(params, a))}))
 
 
-def _latex_call(name, inner):
-    if name == "sqrt":
-        return r"\sqrt{%s}" % inner
-    if name == "abs":
-        return r"\left|%s\right|" % inner
-    if name == "norm":
-        return r"\left\|%s\right\|" % inner
-    op = _LATEX_NAMES.get(name, r"\operatorname{%s}" % name.replace("_", r"\_"))
-    return r"%s\left(%s\right)" % (op, inner)
-
-
 # ----------------------------------------------------------------------------
 # Matrix-valued classes
 
 
-class _Named:
-    """Prints as name(args...) in str, LaTeX and pretty form."""
-
-    def _sympystr(self, printer):
-        return "%s(%s)" % (self.fname, ", ".join(printer._print(a) for a in self.margs))
-
-    def _latex(self, printer):
-        return _latex_call(self.fname, ", ".join(printer._print(a) for a in self.margs))
-
-    def _pretty(self, printer):
-        inner = prettyForm(*printer._print(self.margs[0]).parens())
-        return prettyForm(*inner.left(self.fname))
-
-
-class Elementwise(_Named, sp.MatrixExpr):
-    """f(X) (or f(X, α…) with scalar parameters) applied entry by entry."""
+class Elementwise(Named, sp.MatrixExpr):
+    """f(X) (or f(X, α…) with scalar parameters) applied entry by entry; LaTeX
+    from the function's `latex` entry ({x} its argument, {alpha} a parameter)."""
 
     def __new__(cls, name, arg, *params):
         return sp.Basic.__new__(cls, Str(name) if isinstance(name, str) else name, arg,
@@ -121,6 +90,15 @@ class Elementwise(_Named, sp.MatrixExpr):
     fname = property(lambda self: self.args[0].name)
     margs = property(lambda self: self.args[1:])
     shape = property(lambda self: self.args[1].shape)
+
+    def _latex(self, printer):
+        entry = registry.elementwise().get(self.fname, {})
+        form = entry.get("latex")
+        if form is None:
+            return super()._latex(printer)
+        slots = {"x": printer._print(self.args[1])}
+        slots.update(zip(registry.params(self.fname), map(printer._print, self.args[2:])))
+        return re.sub(r"\{(\w+)\}", lambda m: slots.get(m[1], m[0]), form)
 
     def _entry(self, i, j, **kw):
         return scalar_fn(self.fname)(self.args[1][i, j], *self.args[2:])
@@ -132,119 +110,6 @@ class Elementwise(_Named, sp.MatrixExpr):
             f = scalar_fn(self.fname)
             return sp.ImmutableMatrix(arg.applyfunc(lambda v: f(v, *params)))
         return self.func(self.args[0], arg, *params)
-
-
-class _MatFn(_Named, sp.MatrixExpr):
-    """A one-argument matrix function; subclasses give fname, shape and _value."""
-
-    def __new__(cls, arg):
-        return sp.Basic.__new__(cls, arg)
-
-    margs = property(lambda self: self.args)
-
-    def doit(self, **hints):
-        arg = self.args[0].doit(**hints) if hints.get("deep", True) else self.args[0]
-        if _explicit(arg):
-            return sp.ImmutableMatrix(self._value(sp.Matrix(arg)))
-        return self.func(arg)
-
-    def _entry(self, i, j, **kw):
-        return self.func(self.args[0].as_explicit()).doit()[i, j]
-
-
-def _rows(m):
-    """Row-wise for a matrix, over all entries for a vector: a list of index groups."""
-    r, c = m.shape
-    if r == 1 or c == 1:
-        return [list(range(r * c))]
-    return [[i * c + j for j in range(c)] for i in range(r)]
-
-
-def _lse(vals):
-    return sp.log(sum(sp.exp(v) for v in vals))
-
-
-def _rowwise_log_softmax(m):
-    """log softmax of each row of an explicit matrix (each column vector: its entries)."""
-    out = list(m)
-    for g in _rows(m):
-        lse = _lse([m[k] for k in g])
-        for k in g:
-            out[k] = m[k] - lse
-    return out
-
-
-class Softmax(_MatFn):
-    fname = "softmax"
-    shape = property(lambda self: self.args[0].shape)
-
-    def _value(self, m):
-        return sp.Matrix(m.rows, m.cols, [sp.exp(v) for v in _rowwise_log_softmax(m)])
-
-
-class LogSoftmax(_MatFn):
-    fname = "log_softmax"
-    shape = property(lambda self: self.args[0].shape)
-
-    def _value(self, m):
-        return sp.Matrix(m.rows, m.cols, _rowwise_log_softmax(m))
-
-
-class LogSumExp(_MatFn):
-    """Row-wise logsumexp of an N×C matrix: an N-vector (a vector's is scalar, below)."""
-    fname = "logsumexp"
-    shape = property(lambda self: (self.args[0].shape[0], sp.Integer(1)))
-
-    def _value(self, m):
-        return sp.Matrix([_lse([m[k] for k in g]) for g in _rows(m)])
-
-
-class Diag(_MatFn):
-    """Vector -> diagonal matrix."""
-    fname = "diag"
-    shape = property(lambda self: (self.args[0].shape[0], self.args[0].shape[0]))
-
-    def _value(self, m):
-        return sp.diag(*list(m))
-
-
-class DiagVec(_MatFn):
-    """Square matrix -> the vector of its diagonal (prints as diag, like the input language)."""
-    fname = "diag"
-    shape = property(lambda self: (self.args[0].shape[0], sp.Integer(1)))
-
-    def _value(self, m):
-        return sp.Matrix([m[i, i] for i in range(m.rows)])
-
-
-class Vec(_MatFn):
-    """Column stacking: the m·n-vector of an m×n matrix."""
-    fname = "vec"
-    shape = property(lambda self: (self.args[0].shape[0] * self.args[0].shape[1], sp.Integer(1)))
-
-    def _value(self, m):
-        return sp.Matrix([m[i, j] for j in range(m.cols) for i in range(m.rows)])
-
-
-class Unvec(_Named, sp.MatrixExpr):
-    """The inverse of vec: the m×n matrix whose columns are v's consecutive m-chunks."""
-    fname = "unvec"
-
-    def __new__(cls, arg, m, n):
-        return sp.Basic.__new__(cls, arg, sp.sympify(m), sp.sympify(n))
-
-    margs = property(lambda self: self.args)
-    shape = property(lambda self: (self.args[1], self.args[2]))
-
-    def doit(self, **hints):
-        arg = self.args[0].doit(**hints) if hints.get("deep", True) else self.args[0]
-        m, n = self.args[1:]
-        if _explicit(arg) and _int_shape((m, n)):
-            return sp.ImmutableMatrix(int(m), int(n), lambda i, j: arg[j * int(m) + i, 0])
-        return self.func(arg, m, n)
-
-    def _entry(self, i, j, **kw):
-        return self.args[0][j * self.args[1] + i, 0]
 
 
 # SymPy's own classes, made to turn explicit on doit() once their shape is numeric
@@ -281,32 +146,6 @@ class HadamardPower(_HadamardPower):
 
 
 # ----------------------------------------------------------------------------
-# Scalar-valued classes of matrices
-
-
-def _matrix_function(name, value):
-    """A scalar Function of one matrix argument, evaluated once the argument is explicit."""
-    def eval(cls, x):
-        if _explicit(x):
-            return value(x)
-
-    def _latex(self, printer, exp=None):  # exp: the printer asks for sum(X)^{2}
-        out = _latex_call(name, printer._print(self.args[0]))
-        return out if exp is None else r"%s^{%s}" % (out, exp)
-
-    return type(name, (sp.Function,), {
-        "eval": classmethod(eval),
-        "_eval_is_commutative": lambda self: True,  # a scalar, though its argument is a matrix
-        "_latex": _latex,
-    })
-
-
-Sum = _matrix_function("sum", lambda m: sum(m))
-Norm = _matrix_function("norm", lambda m: sp.sqrt(sum(v ** 2 for v in m)))
-LogSumExpScalar = _matrix_function("logsumexp", lambda m: _lse(list(m)))
-
-
-# ----------------------------------------------------------------------------
 # The conversion
 
 
@@ -325,12 +164,46 @@ def _const(v):
 class _Converter:
     def __init__(self):
         self.memo = {}
+        self.converters = {}  # op name -> its converting function
 
     def __call__(self, node):
         out = self.memo.get(id(node))
         if out is None:
-            out = self.memo[id(node)] = getattr(self, "op_" + node.op)(node)
+            convert = self.converters.get(node.op)
+            if convert is None:
+                convert = self.converters[node.op] = self._converter_of(node.op)
+            out = self.memo[id(node)] = convert(node)
         return out
+
+    def _converter_of(self, op_name):
+        """op_<op> for leaves and the IR's grammar; any other op by its entry:
+        the function `sympy_fn` names, or its `sympy` template."""
+        method = getattr(self, "op_" + op_name, None)
+        if method is not None:
+            return method
+        op = registry.op(op_name)
+        if op is None:
+            raise MatdiffError(f"no SymPy form for the op {op_name!r}: "
+                               f"it has no entry in the rules")
+        fname = op.get("sympy_fn")
+        if fname is not None:
+            f = getattr(sympy_code, fname, None)
+            if f is None:
+                raise MatdiffError(f"rules name the SymPy function {fname!r}, which "
+                                   f"matdiff/ops/sympy_code.py does not define")
+            return lambda n: f(self, n)
+        text = op.get("sympy")
+        if text is None:
+            raise MatdiffError(f"the op {op_name!r} has no SymPy form: give its entry a "
+                               f"`sympy` template or a `sympy_fn`")
+        return lambda n: self.template(text, n)
+
+    def template(self, text, n):
+        """n from its op's `sympy` template: the arguments by their rule names,
+        {shape} n's (rows, cols)."""
+        names = registry.arg_names(n)[:len(n.args)]
+        f = sympy_code.template(text, tuple(names) + ("shape",))
+        return f(*[self(a) for a in n.args], self.shape(n))
 
     def scalar(self, node):
         """node (a scalar) as a scalar SymPy expression."""
@@ -404,30 +277,6 @@ class _Converter:
     def op_T(self, n):
         return sp.Transpose(self(n.args[0]))
 
-    def op_inv(self, n):
-        return sp.Inverse(self(n.args[0]))
-
-    def op_tr(self, n):
-        return sp.Trace(self(n.args[0]))
-
-    def op_det(self, n):
-        return sp.Determinant(self(n.args[0]))
-
-    def op_logdet(self, n):
-        return sp.log(sp.Abs(sp.Determinant(self(n.args[0]))))
-
-    def op_sum(self, n):
-        return Sum(self(n.args[0]))
-
-    def op_norm(self, n):
-        return Norm(self(n.args[0]))
-
-    def op_diag(self, n):
-        return Diag(self(n.args[0]))
-
-    def op_diagvec(self, n):
-        return DiagVec(self(n.args[0]))
-
     def op_fn(self, n):
         a, *params = n.args
         params = [self.scalar(p) for p in params]
@@ -437,29 +286,6 @@ class _Converter:
 
     def op_let(self, n):
         return self(n.args[0])  # a named intermediate: its definition
-
-    def op_vec(self, n):
-        return Vec(self(n.args[0]))
-
-    def op_unvec(self, n):
-        return Unvec(self(n.args[0]), *self.shape(n))
-
-    def op_kron(self, n):
-        return sp.KroneckerProduct(*[self(a) for a in n.args])
-
-    def op_softmax(self, n):
-        return sp.Integer(1) if n.is_scalar else Softmax(self(n.args[0]))
-
-    def op_log_softmax(self, n):
-        return sp.Integer(0) if n.is_scalar else LogSoftmax(self(n.args[0]))
-
-    def op_logsumexp(self, n):
-        (a,) = n.args
-        if a.is_scalar:
-            return self.scalar(a)
-        if n.is_scalar:
-            return LogSumExpScalar(self(a))
-        return LogSumExp(self(a))
 
 
 def to_sympy(node):

@@ -162,10 +162,8 @@ def test_sympy_where_the_op_is_gone(extension):
     assert_close(sympy_value(g.sympy, data), numeric_gradient(stanh_loss, data, "W"), "sympy ∂/∂W")
 
 
-@pytest.mark.xfail(strict=True, reason="SymPy of a structural op from its entry's `sympy` "
-                   "column: sympy_out has an op_<name> method per op until it is made generic "
-                   "(issue 12, the emitters' part)")
 def test_sympy_of_the_registered_op(extension):
+    """The op's own SymPy form, from its entry's `sympy` template."""
     data = arrays()
     g = matdiff.grad(SUMSQ, wrt="x", vars=VARS)
     got = sympy_value(g.sympy, data).ravel()
