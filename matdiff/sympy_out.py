@@ -200,10 +200,11 @@ class _Converter:
 
     def template(self, text, n):
         """n from its op's `sympy` template: the arguments by their rule names,
-        {shape} n's (rows, cols)."""
+        {shape} n's (rows, cols), {rows} and {cols} its sizes."""
         names = registry.arg_names(n)[:len(n.args)]
-        f = sympy_code.template(text, tuple(names) + ("shape",))
-        return f(*[self(a) for a in n.args], self.shape(n))
+        f = sympy_code.template(text, tuple(names) + ("shape", "rows", "cols"))
+        shape = self.shape(n)
+        return f(*[self(a) for a in n.args], shape, *shape)
 
     def scalar(self, node):
         """node (a scalar) as a scalar SymPy expression."""

@@ -42,8 +42,16 @@ RULES = textwrap.dedent('''
     args = ["X"]
     differential.X = "fold_rows(dX)"
     pullback.X = "vec(Gᵀ)"
+    numpy = "_np.reshape({X}, ({rows}, {cols}))"
+    sympy = "Transpose(Unvec({X}, {cols}, {rows}))"
+
+    [ravel_rows]
+    # fold_rows undone: a matrix's entries row by row, a vector
+    args = ["X"]
+    differential.X = "ravel_rows(dX)"
+    pullback.X = "unvec_like(G, Xᵀ)ᵀ"
     numpy = "_np.reshape({X}, {shape})"
-    sympy = "Transpose(Unvec({X}, {shape}[1], {shape}[0]))"
+    sympy = "Vec(Transpose({X}))"
 ''')
 
 
@@ -61,9 +69,14 @@ def _problem():
     w = ir.var("w", "vector", (12, 1))
     h = ir._make("hprod", (x, w), shape=(12, 1))
     folded = ir._make("fold_rows", (h,), shape=(3, 4))
-    root = ir._make("sumsq", (ir.mul(folded, ir.var("C", "matrix", (3, 4))),))
-    variables = {"x": x, "w": w, "C": ir.var("C", "matrix", (3, 4))}
-    return types.SimpleNamespace(variables=variables, root=root, src="sumsq(fold_rows(x ⊙ w) ⊙ C)")
+    C = ir.var("C", "matrix", (3, 4))
+    again = ir._make("ravel_rows", (ir._make("fold_rows", (ir._make("ravel_rows", (folded,),
+                                                                     shape=(12, 1)),),
+                                             shape=(3, 4)),), shape=(12, 1))
+    root = ir.add(ir._make("sumsq", (ir.mul(folded, C),)),
+                  ir._make("sumsq", (ir.mul(ir._make("fold_rows", (again,), shape=(3, 4)), C),)))
+    return types.SimpleNamespace(variables={"x": x, "w": w, "C": C}, root=root,
+                                 src="sumsq(fold_rows(x ⊙ w) ⊙ C) + sumsq(fold_rows(ravel_rows(...)) ⊙ C)")
 
 
 def _data():
@@ -72,9 +85,10 @@ def _data():
 
 
 def _truth(x, w, C):
-    # sum((fold(x ⊙ w) ⊙ C)²); ∂/∂x = 2 (x ⊙ w) ⊙ w ⊙ vec(Cᵀ)² (C read row by row)
+    # twice sum((fold(x ⊙ w) ⊙ C)²) (ravel_rows undoes fold_rows);
+    # ∂/∂x = 4 (x ⊙ w) ⊙ w ⊙ vec(Cᵀ)² (C read row by row)
     c = C.reshape(-1)
-    return np.sum((x * w * c) ** 2), 2 * x * w * w * c * c
+    return 2 * np.sum((x * w * c) ** 2), 4 * x * w * w * c * c
 
 
 BACKENDS = ["numpy"] + [b for b in ("jax", "torch") if importlib.util.find_spec(b)]

@@ -334,9 +334,16 @@ CHAIN_RULES = ("block_sums", "column_sums", "row_sums", "leading_scaling", "trai
 
 def slots(em, n, tree):
     """{slot: code} for an op's template `tree`: each argument by its rule name
-    ({X}, or {A} and {B}: `args` of the entry), and {shape}, the node's shape
-    (a tuple of sizes, read from the inputs only when the template uses it)."""
+    ({X}, or {A} and {B}: `args` of the entry); {shape}, the node's shape as
+    the array has it (a tuple of sizes: () for a scalar, (n,) for a vector), and
+    {rows} / {cols}, its two sizes (as in the text / LaTeX templates) — sizes
+    are read from the inputs only when the template uses them."""
     out = {name: em.expr(a) for name, a in zip(registry.arg_names(n), n.args)}
-    if any(isinstance(t, ast.Name) and t.id == "_slot_shape" for t in ast.walk(tree)):
+    used = {t.id for t in ast.walk(tree) if isinstance(t, ast.Name)}
+    if "_slot_shape" in used:
         out["shape"] = em.shape_code(n)
+    if "_slot_rows" in used:
+        out["rows"] = em.dim(n.rows)
+    if "_slot_cols" in used:
+        out["cols"] = em.dim(n.cols)
     return out
