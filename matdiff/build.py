@@ -26,8 +26,8 @@ class Builder:
         self.env = env  # name -> IR node
         self.functions = functions  # canonical element-wise names
         self.src = src
-        self.sized = sized or {}  # id(ast) -> resolved dim (user input)
-        # id(ast) of the N×1 results of axis reductions (shapes.Inference.kept):
+        self.sized = sized or {}  # ast -> resolved dim (user input)
+        # ast of the N×1 results of axis reductions (shapes.Inference.kept):
         # they broadcast along their size-1 axis, not as vectors
         self.kept = kept
 
@@ -61,7 +61,7 @@ class Builder:
         return ir.num(Fraction(text) if len(text) < 12 and "e" not in text.lower() else v)
 
     def b_ones(self, ast):
-        d = self.sized.get(id(ast))
+        d = self.sized.get(ast)
         if d is None:
             if ast.value is not None:
                 return ir.ones(int(ast.value) if ast.value.isdigit() else ast.value)
@@ -69,7 +69,7 @@ class Builder:
         return ir.ones(d)
 
     def b_eye(self, ast):
-        d = self.sized.get(id(ast))
+        d = self.sized.get(ast)
         if d is None:
             if ast.value is None:
                 raise ShapeError("cannot tell the size of I here", self.src, ast.span)
@@ -126,8 +126,8 @@ class Builder:
         a row r it is m𝟙ᵀ + 𝟙r."""
         if a.is_scalar or b.is_scalar:
             return a, b
-        kept_a = ast is not None and id(ast.args[0]) in self.kept
-        kept_b = ast is not None and id(ast.args[1]) in self.kept
+        kept_a = ast is not None and ast.args[0] in self.kept
+        kept_b = ast is not None and ast.args[1] in self.kept
         if kept_a or kept_b:
             return self._expand_kept(a, b, kept_a), self._expand_kept(b, a, kept_b)
         if a.shape == b.shape:
@@ -177,7 +177,7 @@ class Builder:
     def size(self, ast):
         """A size written in the text (unvec's): from inference, or for a
         template its number / name / product."""
-        d = self.sized.get(id(ast))
+        d = self.sized.get(ast)
         if d is not None:
             return d
         while ast.kind == "paren":
@@ -238,7 +238,7 @@ class BuildCall:
     def result_shape(self, args):
         """The node's shape: from inference (user input), else its shape rule
         applied to the built arguments `args` (a rule template)."""
-        shape = self.b.sized.get(id(self.ast))
+        shape = self.b.sized.get(self.ast)
         if shape is not None:
             return shape
         return shape_from_ir(self.name, args, self.b.src)

@@ -19,7 +19,7 @@ _SQUARE = ("symmetric", "spd")
 
 
 class Dim:
-    __slots__ = ("parent", "value", "rank", "vector_len")
+    __slots__ = ("parent", "value", "rank")
     serial = 0
 
     def __init__(self, value=None, rank=2):
@@ -181,16 +181,16 @@ class Inference:
         self.vars = {}  # name -> (kind, (Dim, Dim))
         self.bound = {}  # intermediate name -> shape
         self.dim_scalars = set()
-        self.sized = {}  # id(ast) -> Dim for ones/eye
+        self.sized = {}  # ast -> Dim for ones/eye
         self.constants = set()
-        self.shapes = {}  # id(ast) -> its shape, for messages
+        self.shapes = {}  # ast -> its shape, for messages
         self.ONE = lit(1)
         # The size-1 axis kept by an axis reduction (sum(X, 1) is N×KEPT): a
         # matrix with one column, which broadcasts NumPy's way (along its
         # size-1 axis), not a vector (which broadcasts along the last axis).
         # It is never unified with ONE, so the marker survives.
         self.KEPT = lit(1)
-        self.kept = set()  # id(ast) of the N×1 kept-axis values, for the builder
+        self.kept = set()  # ast of the N×1 kept-axis values, for the builder
         for name, (kind, dims) in decls.items():
             for d in dims:
                 if isinstance(d, str):
@@ -314,7 +314,7 @@ class Inference:
         else:
             shape = (self.dim(dims[0] if dims else None, f"m_{name}"),
                      self.dim(dims[1] if len(dims) > 1 else None, f"n_{name}"))
-        self.vars[name] = (kind if kind != "onehot" or True else kind, shape)
+        self.vars[name] = (kind, shape)
         return shape
 
     # -- the walk ----------------------------------------------------------
@@ -396,9 +396,9 @@ class Inference:
         method = getattr(self, "i_" + ast.kind, None)
         # an op written as an operator (A ⊗ B, X⁻¹) is its own AST kind
         shape = method(ast) if method is not None else self.apply(ast, ast.kind)
-        self.shapes[id(ast)] = shape
+        self.shapes[ast] = shape
         if self.is_kept_col(shape):
-            self.kept.add(id(ast))
+            self.kept.add(ast)
         return shape
 
     def is_kept_col(self, s):
@@ -420,12 +420,12 @@ class Inference:
 
     def i_ones(self, ast):
         d = self.dim(_dimval(ast.value), self.fresh("n_𝟙"), weak=True)
-        self.sized[id(ast)] = d
+        self.sized[ast] = d
         return (d, self.ONE)
 
     def i_eye(self, ast):
         d = self.dim(_dimval(ast.value), self.fresh("n_I"), weak=True)
-        self.sized[id(ast)] = d
+        self.sized[ast] = d
         return (d, d)
 
     def i_neg(self, ast):
@@ -448,8 +448,8 @@ class Inference:
 
     def needs(self, ast, va, vb):
         """'XW needs D = N: X is N×D, W is N×C'."""
-        parts = [f"{self.text(a)} is {shape_text(self.shapes[id(a)])}" for a in ast.args
-                 if id(a) in self.shapes and not is_scalar_shape(self.shapes[id(a)])]
+        parts = [f"{self.text(a)} is {shape_text(self.shapes[a])}" for a in ast.args
+                 if a in self.shapes and not is_scalar_shape(self.shapes[a])]
         return (f"{self.text(ast)} needs {va} = {vb}" + (": " + ", ".join(parts) if parts else "")
                 + " (declared sizes are not assumed equal: write one name for sizes that match)")
 
@@ -587,7 +587,7 @@ class Inference:
                 raise ShapeError(message, self.src, ast.span)
         shape = shape_rules.rule(op.get("shape", "same"))(ShapeCall(self, ast, op, sub))
         if op.get("build") is None:  # built generically: the builder needs its shape
-            self.sized[id(ast)] = shape
+            self.sized[ast] = shape
         return shape
 
     def size_of(self, a):
@@ -659,7 +659,7 @@ class ShapeCall:
     def size(self, i):
         """Argument i as a size written in the text (unvec's m, n)."""
         d = self.inf.size_of(self.ast.args[i])
-        self.inf.sized[id(self.ast.args[i])] = d
+        self.inf.sized[self.ast.args[i]] = d
         return d
 
     def axis(self, i):
