@@ -309,15 +309,15 @@ def add(*xs):
             out = mul(out, ones_like(shape))
         return out
     nodes = [num(c) if t is None else scale(c, t) for c, t in items]
-    nodes.sort(key=_add_order)
+    nodes.sort(key=_canonical)
     return _make("add", tuple(nodes), None, shape)
 
 
-def _add_order(x):
-    c, core = split_coef(x)
-    if core is None:
-        return (c < 0, 0, "", 0, 0)
-    return (c < 0, 1, core.leaf, core.depth, core.skey)
+def _canonical(x):
+    """The canonical order of a sum's terms and a product's factors: by
+    structure alone (a stable crc32 key, never Python's salted hash). The order
+    a reader sees is the printer's (matdiff/present.py), not this one."""
+    return x.skey
 
 
 def scale(c, x):
@@ -371,7 +371,7 @@ def _common_scalar(items, shape):
     for (c, _), (sc, core) in zip(items, parts):
         rest = [f for f in sc if f not in common] + [core]
         inner.append(scale(c, mul(*rest)))
-    return [(Fraction(1), mul(*sorted(common, key=_mul_order), add(*inner)))]
+    return [(Fraction(1), mul(*common, add(*inner)))]
 
 
 @rewrite("factor", "common coefficient: 2A + 2B = 2(A + B)", "factor")
@@ -434,13 +434,6 @@ def _common_hadamard(items, shape):
 # Element-wise products and powers
 
 
-def _mul_order(x):
-    # scalars first, then variables (y ⊙ Xw, a ⊙ exp(Xb)), then a back-propagated
-    # product before the local factors, as in δ = (δ'Wᵀ) ⊙ σ'(z); sums last.
-    rank = 0 if x.op == "var" else 1 if x.op == "matmul" else 2
-    return (not x.is_scalar, x.op == "add", rank, x.depth, x.leaf, x.skey)
-
-
 _FLATTEN_LIMIT = 12
 
 
@@ -486,7 +479,7 @@ def mul(*xs):
         return base if coef == 1 else _make("mul", (num(coef), base), None, shape)
     if shape != (1, 1) and all(f.is_scalar for f in other):
         other.append(ones_like(shape))  # z ⊙ z⁻¹ cancelled: the shape stays, as s𝟙
-    other.sort(key=_mul_order)
+    other.sort(key=_canonical)
     if coef != 1:
         other.insert(0, num(coef))
     if len(other) == 1:

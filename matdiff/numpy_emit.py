@@ -20,6 +20,7 @@ import keyword
 import re
 import unicodedata
 
+from . import present
 from . import pyast as P
 from .ops import registry, numpy_code
 from .dims import Prod, product
@@ -252,7 +253,7 @@ class Emitter:
     def e_add(self, n):
         from .ir import split_coef, scale
         acc, full = None, False
-        for t in n.args:
+        for t in present.terms(n):
             c, core = split_coef(t)
             minus = c < 0 and acc is not None
             if minus:
@@ -266,7 +267,7 @@ class Emitter:
     def e_mul(self, n):
         from .ir import power, num
         nums, dens = [], []
-        for f in n.args:
+        for f in present.factors(n):
             if f.op == "pow" and f.args[1].op == "const" and f.args[1].attr < 0:
                 dens.append(power(f.args[0], num(-f.args[1].attr)))
             else:

@@ -9,6 +9,7 @@ import re
 import unicodedata
 from fractions import Fraction
 
+from . import present
 from .ops import registry
 from .dims import Prod
 from .errors import DerivativeError
@@ -230,7 +231,7 @@ class Printer:
     def p_add(self, n):
         from .ir import split_coef, scale
         out = []
-        for i, t in enumerate(n.args):
+        for i, t in enumerate(present.terms(n)):
             c, core = split_coef(t)
             if c < 0:
                 body = self.number(-c) if core is None else self.wrap(scale(-c, core), HAD)
@@ -243,7 +244,7 @@ class Printer:
     def p_mul(self, n):
         coef = Fraction(1)
         scal_num, scal_den, mat_num, mat_den = [], [], [], []
-        for f in n.args:
+        for f in present.factors(n):
             if f.op == "const":
                 coef = f.attr
                 continue

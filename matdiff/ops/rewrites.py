@@ -325,9 +325,9 @@ def _log_softmax(x):
 @rewrite(("fn", "log"), "log(1 + exp x) = softplus(x)", K)
 def _softplus(x):
     if x.op == "add" and len(x.args) == 2:
-        a, b = x.args
-        if a.op == "const" and a.attr == 1 and b.op == "fn" and b.attr == "exp":
-            return fn("softplus", b.args[0])
+        for a, b in (x.args, x.args[::-1]):  # the terms in either order
+            if a.op == "const" and a.attr == 1 and b.op == "fn" and b.attr == "exp":
+                return fn("softplus", b.args[0])
     return None
 
 
