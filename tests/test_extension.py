@@ -14,6 +14,7 @@ import pytest
 import matdiff
 from matdiff import MatdiffError, ir
 from matdiff.api import Result
+from matdiff.evaluate import evaluate
 from matdiff.ops import registry
 from matdiff.parser import parse_program
 
@@ -44,17 +45,41 @@ numpy = "_np.tanh({alpha} * {x})"
 sympy = "tanh(alpha*x)"
 '''
 
+# An infix op: (A − B)² element-wise, written A ⊖ B or sqdiff(A, B).
+INFIX_TOML = r'''
+[sqdiff]
+name = "d (A − B)² = 2(A − B) ⊙ (dA − dB)"
+moves = "Frobenius/Hadamard identity"
+spell = ["sqdiff"]
+infix = "⊖"
+arity = 2
+usage = "sqdiff(A, B)"
+shape = "same_pair"
+args = ["A", "B"]
+differential.A = "2 (A - B) ⊙ dA"
+differential.B = "-2 (A - B) ⊙ dB"
+pullback.A = "2 G ⊙ (A - B)"
+pullback.B = "-2 G ⊙ (A - B)"
+text = "{A} ⊖ {B}"
+latex = "{A} \\ominus {B}"
+prec = "hadamard"
+numpy = "_np.square({A} - {B})"
+sympy = "HadamardPower({A} - {B}, 2)"
+'''
+
 N, D, C = 3, 4, 5
 RNG = np.random.default_rng(12)
 
 
 @pytest.fixture
 def extension(tmp_path):
-    ops, fns = tmp_path / "ops.toml", tmp_path / "elementwise.toml"
+    ops, fns, infix = (tmp_path / n for n in ("ops.toml", "elementwise.toml", "infix.toml"))
     ops.write_text(OPS_TOML, encoding="utf-8")
     fns.write_text(ELEMENTWISE_TOML, encoding="utf-8")
+    infix.write_text(INFIX_TOML, encoding="utf-8")
     registry.register_file(ops, "ops")
     registry.register_file(fns, "elementwise")
+    registry.register_file(infix, "ops")
     yield
     registry.unregister_all()
 
@@ -168,6 +193,52 @@ def test_sympy_of_the_registered_op(extension):
     g = matdiff.grad(SUMSQ, wrt="x", vars=VARS)
     got = sympy_value(g.sympy, data).ravel()
     assert_close(got, numeric_gradient(sumsq_loss, data, "x"), "sympy ∂/∂x")
+
+
+SQDIFF = "sum(C ⊙ (X W ⊖ Y))"  # ⊖ at the Hadamard level: (XW) ⊖ Y
+SQ_VARS = {"X": "matrix(N,D)", "W": "matrix(D,C)", "Y": "matrix(N,C)", "C": "matrix(N,C)"}
+
+
+def sqdiff_loss(X, W, Y, C, **_):
+    return np.sum(C * (X @ W - Y) ** 2)
+
+
+def test_an_infix_op(extension):
+    """An infix spelling from the entry: lexed, parsed at the Hadamard level,
+    the call form the same node, shape-checked by its named rule, printed
+    infix, its gradients checked against central differences (evaluated where the
+    op is gone, so this part needs no code template of ⊖)."""
+    (_, infix), = parse_program("X W ⊖ Y", registry.functions())
+    (_, call), = parse_program("sqdiff(X W, Y)", registry.functions())
+    assert infix.kind == call.kind == "sqdiff" and infix.args[0].kind == "prod"
+    with pytest.raises(MatdiffError, match=r"sqdiff takes two arguments, sqdiff\(A, B\), got 1"):
+        Result("sum(sqdiff(X))", [], SQ_VARS)
+    with pytest.raises(MatdiffError, match="X ⊖ Y needs D = C") as e:
+        Result("sum(X ⊖ Y)", [], SQ_VARS)
+    assert "^" in str(e.value)
+    g = matdiff.grad("sum(C ⊙ (Y ⊖ X W)) + sum(Y ⊖ C)", wrt="C", vars=SQ_VARS)
+    assert g.text == "Y ⊖ XW − 2(Y − C)"  # ∂/∂C sum(Y ⊖ C) = −2(Y − C)
+    assert "\\ominus" in g.latex
+    data = {"X": RNG.standard_normal((N, D)), "W": RNG.standard_normal((D, C)),
+            "Y": RNG.standard_normal((N, C)), "C": RNG.standard_normal((N, C))}
+    problem = Result(SQDIFF, [], SQ_VARS).problem
+    grads = problem.gradients(["W", "Y"])
+    for name in ("W", "Y"):  # made of the IR's own nodes: evaluated with no template of ⊖
+        got = evaluate(grads[name], data, tuple(problem.variables.values()))
+        assert_close(got, numeric_gradient(sqdiff_loss, data, name), f"∂/∂{name} {SQDIFF}")
+
+
+def test_numpy_and_sympy_of_an_infix_op(extension):
+    """Its `numpy` and `sympy` templates of two arguments ({A}, {B})."""
+    data = {"X": RNG.standard_normal((N, D)), "W": RNG.standard_normal((D, C)),
+            "Y": RNG.standard_normal((N, C)), "C": RNG.standard_normal((N, C))}
+    r = Result(SQDIFF, ["W"], SQ_VARS)
+    value, grad = r.numpy_namespace()["value_and_gradient"](**data)
+    assert value == pytest.approx(sqdiff_loss(**data), rel=1e-9)
+    assert_close(grad, numeric_gradient(sqdiff_loss, data, "W"), "∂/∂W")
+    g = matdiff.grad(SQDIFF, wrt="C", vars=SQ_VARS)  # (XW − Y)², the op itself
+    assert g.text == "XW ⊖ Y"
+    assert_close(sympy_value(g.sympy, data), numeric_gradient(sqdiff_loss, data, "C"), "sympy ∂/∂C")
 
 
 def test_unregister_forgets_the_op(extension):

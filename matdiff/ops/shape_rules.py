@@ -37,6 +37,18 @@ def square_to_scalar(call):
     return call.scalar
 
 
+def same_pair(call):
+    """Two arguments of one shape (a binary element-wise op): that shape."""
+    sa, sb = call.shape(0), call.shape(1)
+
+    def message():
+        return (f"{call.word} needs arguments of one shape, but {call.text(0)} is "
+                f"{call.shape_text(sa)} and {call.text(1)} is {call.shape_text(sb)}")
+    call.unify(sa[0], sb[0], message)
+    call.unify(sa[1], sb[1], message)
+    return sa
+
+
 def elementwise(call):
     """f(X, p…): X's shape, each parameter (elu's α) a scalar."""
     s = call.shape(0)
@@ -124,5 +136,5 @@ def unvec(call):
     return (m, n)
 
 
-RULES = {f.__name__: f for f in (same, scalar, square_to_scalar, elementwise, axis_reduce,
+RULES = {f.__name__: f for f in (same, scalar, square_to_scalar, same_pair, elementwise, axis_reduce,
                                  rowwise_reduce, norm, inverse, diag, vec, kron, unvec)}
