@@ -472,11 +472,11 @@ def main(host="127.0.0.1", port=8765, open_browser=False, timeout=None, workers=
     if workers is not None:
         limits.workers = workers
     server = make_server(host, port, limits)
-    print(f"matdiff serve: {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    if open_browser:
-        import webbrowser
-        threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
-    try:
+    try:  # Ctrl-C from the moment the address is printed stops it cleanly
+        print(f"matdiff serve: {server.url} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        if open_browser:
+            import webbrowser
+            threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
         server.serve_forever()
     except KeyboardInterrupt:  # Ctrl-C: the way to stop a server, not an error
         print("matdiff serve: stopped", file=sys.stderr, flush=True)

@@ -71,3 +71,11 @@ def test_no_op_name_outside_the_registry():
 def test_debt_names_real_modules():
     rels = {rel for rel, _ in modules()}
     assert set(DEBT) <= rels
+
+
+def test_node_op_is_the_function_of_an_elementwise_node():
+    from matdiff import ir
+    x = ir.var("x", "vector", ("n", 1))
+    assert registry.node_op(ir.fn("tanh", x)).name == "tanh"
+    assert registry.node_op(ir.fn("tanh", x)).elementwise
+    assert registry.node_op(ir.softmax(x)).name == "softmax"

@@ -128,10 +128,9 @@ def op(name):
 
 def node_op(node):
     """The Op of an IR node: its element-wise function for an `fn` node."""
-    o = op(node.op)
-    if o is not None and o.get("kind") == "function":
+    if node.op == "fn":  # the core's element-wise application: its function's entry
         return op(node.attr)
-    return o
+    return op(node.op)
 
 
 @lru_cache(maxsize=None)
