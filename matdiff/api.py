@@ -34,7 +34,7 @@ class Result:
     def source(self, backend="numpy", names=None):
         """The generated module for `backend` ("numpy", "jax" or "torch") and the
         gradients of `names` (default: all, in order)."""
-        from .backends import source
+        from .emit import source
         names = self.wrt if names is None else names
         grads = {n: self.nodes[n] for n in names}
         depth = max([self.problem.root.depth] + [g.depth for g in grads.values()])

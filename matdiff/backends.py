@@ -18,33 +18,7 @@ gives the module of a backend by name.
 import ast
 from . import pyast as P
 from .ops import numpy_code
-from .numpy_emit import HELPERS, Emitter, _template, _rank, module_source
-
-BACKENDS = ("numpy", "jax", "torch")
-
-
-def emitter_class(backend):
-    if backend == "numpy":
-        return Emitter
-    if backend == "jax":
-        from .emit_jax import JaxEmitter
-        return JaxEmitter
-    if backend == "torch":
-        from .emit_torch import TorchEmitter
-        return TorchEmitter
-    from .errors import MatdiffError
-    raise MatdiffError(f"unknown backend {backend!r}: one of {', '.join(BACKENDS)}")
-
-
-def source(problem, grads, backend="numpy"):
-    """The module of value / value_and_gradient / gradient for a backend."""
-    return module_source(problem, grads, emitter=emitter_class(backend))
-
-
-def higher_source(h, backend="numpy"):
-    from .numpy_emit import higher_module_source
-    return higher_module_source(h, emitter=emitter_class(backend))
-
+from .numpy_emit import HELPERS, Emitter, _template, _rank
 
 class _Translate(ast.NodeTransformer):
     """`_np.a.b(...)` -> `<root>.<renamed a.b>(...)`, keywords renamed; a call

@@ -7,6 +7,7 @@ one pass.
 """
 
 from . import ir
+from . import templates
 from .ops import registry
 
 
@@ -46,7 +47,7 @@ def rule_env(node, i, G=None):
     else:
         env.update(zip(names, node.args))
     if node.op == "fn":  # f′ for the argument, ∂f/∂p for a parameter
-        env["D"] = registry.derivative(node.attr, node.args[0], node.args[1:], i)
+        env["D"] = templates.derivative(node.attr, node.args[0], node.args[1:], i)
     return env, names[i]
 
 
@@ -54,7 +55,7 @@ def pullback(node, i, G):
     """The contribution of node's adjoint G to the adjoint of its argument i."""
     rule, _ = registry.op_rule(node)
     env, name = rule_env(node, i, G)
-    out = registry.instantiate(rule["pullback"][name], env)
+    out = templates.instantiate(rule["pullback"][name], env)
     arg = node.args[i]
     if arg.is_scalar and not out.is_scalar:
         out = ir.sum_(out)  # a broadcast scalar collects the whole adjoint

@@ -5,6 +5,7 @@ vec(A dX B) = (Bᵀ ⊗ A) vec(dX).
 """
 
 from . import ir
+from . import templates
 from .ops import linear, registry
 from .diff import topo_order, rule_env
 
@@ -24,7 +25,7 @@ def differential(root, target, direction):
             rule, _ = registry.op_rule(n)
             env, name = rule_env(n, i)
             env["d" + name] = da
-            part = registry.instantiate(rule["differential"][name], env)
+            part = templates.instantiate(rule["differential"][name], env)
             if a.is_scalar and not n.is_scalar and part.is_scalar:
                 part = ir.mul(part, ir.ones_like(n.shape))
             parts.append(part)

@@ -119,5 +119,5 @@ class Higher:
     def source(self, backend="numpy"):
         """The module of value and the Hessian / Jacobian for `backend`
         ("numpy", "jax" or "torch")."""
-        from .backends import higher_source
+        from .emit import higher_source
         return higher_source(self, backend)

@@ -16,6 +16,7 @@ from matdiff import MatdiffError, ir
 from matdiff.api import Result
 from matdiff.evaluate import evaluate
 from matdiff.ops import registry
+from matdiff import templates
 from matdiff.parser import parse_program
 
 from numeric import assert_close, numeric_gradient
@@ -136,11 +137,11 @@ def test_the_entries_rules(extension):
     its shape rule."""
     from test_rules import M, S, V, check_rule
     X = ir.var("X", "matrix", ("m", "n"))
-    node = registry.instantiate("sumsq(X)", {"X": X})
+    node = templates.instantiate("sumsq(X)", {"X": X})
     assert node.op == "sumsq" and node.shape == (1, 1)
     check_rule("ext-sumsq", node, 0, {"X": M("m", "n")})
     x, α = ir.var("x", "vector", ("n", 1)), ir.var("alpha", "scalar", (1, 1))
-    node = registry.instantiate("stanh(x, alpha)", {"x": x, "alpha": α}, ("alpha",))
+    node = templates.instantiate("stanh(x, alpha)", {"x": x, "alpha": α}, ("alpha",))
     assert node is ir.fn("stanh", x, α)
     for i in (0, 1):
         check_rule(f"ext-stanh-{i}", node, i, {"x": V("n"), "alpha": S()})

@@ -96,7 +96,7 @@ BACKENDS = ["numpy"] + [b for b in ("jax", "torch") if importlib.util.find_spec(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_registered_op_emits_from_its_templates(extended, backend):
-    from matdiff.backends import emitter_class
+    from matdiff.emit import emitter_class
     problem = _problem()
     x = problem.variables["x"]
     grads = gradients(problem.root, [x])

@@ -28,6 +28,7 @@ import pytest
 
 from matdiff import ir
 from matdiff.ops import registry
+from matdiff import templates
 from matdiff.dims import product, size
 from matdiff.diff import pullback, rule_env, topo_order
 from matdiff.engine import shape_of
@@ -391,7 +392,7 @@ def check_rule(cid, node, i, domains):
     rule, _ = registry.op_rule(node)
     env, argname = rule_env(node, i)
     text = rule["differential"][argname]
-    dF = registry.instantiate(text, {**env, "d" + argname: dX})
+    dF = templates.instantiate(text, {**env, "d" + argname: dX})
     pb = pullback(node, i, G)
 
     # The rules' shapes: the pullback has the argument's shape; the
@@ -495,10 +496,10 @@ def test_elementwise_entry(fname):
     env = {"x": x, **{p.attr[0]: p for p in params}}
     for spelling in [fname] + list(entry.get("aliases", ())):
         assert registry.functions()[spelling] == fname
-        assert registry.instantiate(f"{spelling}({call})", env, registry.params(fname)) \
+        assert templates.instantiate(f"{spelling}({call})", env, registry.params(fname)) \
             is ir.fn(fname, x, *params)
     for k in range(1 + len(params)):  # f′, then ∂f/∂p for each parameter
-        d = registry.derivative(fname, x, params, k)
+        d = templates.derivative(fname, x, params, k)
         assert d.shape in (x.shape, (1, 1))
     assert sum(1 for c in FNS if c[0].startswith(f"fn-{fname}(")) == 3
 
@@ -536,7 +537,7 @@ def test_elementwise_derivative_column(fname, label, arg):
     a = random_value(Arg(kind_of(arg), arg, "positive" if fname in POSITIVE else "nonzero"), rng)
     f = fn_node(fname, x)
     fd = (evaluate(f, {"x": a + EPS}) - evaluate(f, {"x": a - EPS})) / (2 * EPS)
-    d = np.broadcast_to(evaluate(registry.derivative(fname, x, f.args[1:]), {"x": a}), np.shape(a))
+    d = np.broadcast_to(evaluate(templates.derivative(fname, x, f.args[1:]), {"x": a}), np.shape(a))
     err = rel_err(d, fd)
     assert err <= RTOL, f"{fname}' = {registry.elementwise()[fname]['derivative']}: error {err:.2e}"
 
@@ -570,6 +571,6 @@ def test_elementwise_partial_column(fname):
     at = {"x": a, **{p: PARAMS[p] for p in names}}
     for k, p in enumerate(names, 1):
         fd = (evaluate(f, {**at, p: at[p] + EPS}) - evaluate(f, {**at, p: at[p] - EPS})) / (2 * EPS)
-        d = np.broadcast_to(evaluate(registry.derivative(fname, x, ps, k), at), np.shape(a))
+        d = np.broadcast_to(evaluate(templates.derivative(fname, x, ps, k), at), np.shape(a))
         err = rel_err(d, fd)
         assert err <= RTOL, f"∂{fname}/∂{p}: error {err:.2e}"

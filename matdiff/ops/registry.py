@@ -91,9 +91,15 @@ def unregister_all():
     _clear()
 
 
+# caches above the registry (matdiff.templates) that a new rules file invalidates
+CLEAR_HOOKS = []
+
+
 def _clear():
-    for f in (ops, elementwise, functions, calls, spelled, template, _derivative_text, op):
+    for f in (ops, elementwise, functions, calls, spelled, op):
         f.cache_clear()
+    for hook in CLEAR_HOOKS:
+        hook()
     from .. import ir
     ir.clear_cache()
 
@@ -174,24 +180,6 @@ def text_name(fname):
     return elementwise()[fname].get("text", fname)
 
 
-PLACEHOLDERS = ("G", "Y", "X", "A", "B", "L", "R", "O", "D", "p", "x",
-                "dX", "dp", "dx", "dA", "dB")
-
-
-@lru_cache(maxsize=None)
-def template(text, extra=()):
-    """A rule template parsed once; `extra` names more placeholders (the
-    parameters of an element-wise function)."""
-    from ..parser import parse_template
-    return parse_template(text, PLACEHOLDERS + tuple(extra), functions())
-
-
-def instantiate(text, env, extra=()):
-    from ..build import Builder
-    from .. import ir
-    return Builder({"pi": ir.pi(), **env}, functions()).build(template(text, tuple(extra)))
-
-
 def op_rule(node):
     """The rule entry of node's op, the vector/matrix variant chosen by its argument."""
     entry = ops().get(node.op)
@@ -216,26 +204,3 @@ def arg_names(node):
 def params(fname):
     """The names of an element-wise function's scalar parameters (elu: alpha)."""
     return tuple(elementwise()[fname].get("params", ()))
-
-
-@lru_cache(maxsize=None)
-def _derivative_text(fname, param=None):
-    entry = elementwise().get(fname)
-    if param is not None:
-        text = (entry or {}).get("partial", {}).get(param)
-        if text is None:
-            raise DerivativeError(f"the function {fname!r} has no derivative with respect to "
-                                  f"its parameter {param!r}")
-        return text
-    if entry is None or "derivative" not in entry:
-        raise DerivativeError(f"the function {fname!r} has no derivative")
-    return entry["derivative"]
-
-
-def derivative(fname, x, args=(), wrt=0):
-    """∂f/∂x (wrt 0) or ∂f/∂(parameter wrt) as IR, from the element-wise table,
-    at x and the parameter values `args`."""
-    names = params(fname)
-    param = None if wrt == 0 else names[wrt - 1]
-    env = {"x": x, **dict(zip(names, args))}
-    return instantiate(_derivative_text(fname, param), env, names)
