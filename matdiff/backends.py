@@ -178,7 +178,9 @@ class ArrayEmitter(Emitter):
     def copy(self, code):
         return code
 
-    def matrix_result(self, code):
+    def matrix_result(self, code, node):
+        if _rank(node) == 2 and not self.is_static(node):
+            return code  # an array of the inputs' kind already, of its own (finish)
         return self.f("atleast_2d", self.tensor(code))
 
     # -- module assembly -----------------------------------------------------

@@ -82,12 +82,22 @@ _BY_DIRECTIONS = '''def _by_directions(directional, x, arrays):
 '''
 
 
+_ADD_DIAGONAL = '''def _add_diagonal(a, v):
+    # a + diag(v): an indexed update, which XLA does in place on a's buffer
+    return a.at[_jnp.diag_indices(a.shape[0])].add(v)
+'''
+
+
 class JaxEmitter(ArrayEmitter):
     key = "jax"
     np = "_jnp"
     LIBRARY = "JAX (jax.numpy; jit-compatible; function() is a jax.custom_vjp)"
     IMPORTS = (("jax", "_jax"), ("jax.numpy", "_jnp"))
-    OWN_HELPERS = {"_custom_vjp": _CUSTOM_VJP, "_by_directions": _BY_DIRECTIONS}
+    OWN_HELPERS = {"_custom_vjp": _CUSTOM_VJP, "_by_directions": _BY_DIRECTIONS,
+                   "_add_diagonal": _ADD_DIAGONAL}
+
+    def owned(self, code):
+        return code  # JAX arrays are immutable: an update is a new array
 
     def dtype(self):
         return self.f("result_type", self.ref) if self.ref is not None else None

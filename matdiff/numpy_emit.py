@@ -142,6 +142,14 @@ class Emitter:
     def broadcast(self, code, node):
         return P.call(P.attr(self.f("broadcast_to", code, self.shape_code(node)), "copy"))
 
+    def owned(self, code):
+        """code as an array of its own, which the kernel may update in place:
+        an operator's result is one already, anything else (an input, a named
+        temporary, a view) is copied."""
+        if isinstance(code, (ast.BinOp, ast.UnaryOp)):
+            return code
+        return P.call(P.attr(code, "copy"))
+
     def helper(self, hname, *args):
         self.helpers.add(hname)
         return P.call(hname, *args)
@@ -251,16 +259,28 @@ class Emitter:
         return self.lite(n.args[0])
 
     def e_add(self, n):
+        # The special forms of sums (a diagonal added in place), then the terms
+        # in reading order: numpy_code.ADD_RULES.
+        terms = present.terms(n)
+        for rule in numpy_code.ADD_RULES:
+            out = self.code(rule)(self, n, terms)
+            if out is not None:
+                return out
+        return self.sum_code(terms, n.shape)
+
+    def sum_code(self, terms, shape):
+        """(code, full) of the sum of terms, a node of the given shape: a
+        negative coefficient is a subtraction."""
         from .ir import split_coef, scale
         acc, full = None, False
-        for t in present.terms(n):
+        for t in terms:
             c, core = split_coef(t)
             minus = c < 0 and acc is not None
             if minus:
                 code, f = (self.number(-c), False) if core is None else self.lite(scale(-c, core))
             else:
                 code, f = self.lite(t)
-            full |= f and t.shape == n.shape
+            full |= f and t.shape == shape
             acc = code if acc is None else P.binop(acc, "-" if minus else "+", code)
         return acc, full
 
@@ -371,8 +391,9 @@ class Emitter:
     def head(self, src, what):
         return _head(src, self, what)
 
-    def matrix_result(self, code):
-        """A Hessian / Jacobian matrix as returned: always 2-D."""
+    def matrix_result(self, code, node):
+        """A Hessian / Jacobian matrix (the IR node, its code) as returned:
+        always 2-D."""
         return self.f("atleast_2d", self.f("asarray", code, dtype=P.name("_float")))
 
     def extra_functions(self, params, wrt):
@@ -448,7 +469,7 @@ def higher_module_source(h, emitter=None):
         (n_forward, ret_v), = em.run([problem.root])
         value = P.function("value", user, em.stmts[:n_forward] + [P.ret(ret_v)])
         (_, ret_m), = em.run([h.matrix])  # its own statements: no forward value it does not use
-        funcs = [value, P.function(fn, user, em.stmts + [P.ret(em.matrix_result(ret_m))])]
+        funcs = [value, P.function(fn, user, em.stmts + [P.ret(em.matrix_result(ret_m, h.matrix))])]
     else:
         (n_forward, ret_v), = em.run([problem.root])
         value = P.function("value", user, em.stmts[:n_forward] + [P.ret(ret_v)])

@@ -17,7 +17,9 @@ the emitter and the chain's factors and returns code or None) are the
 special forms that span several nodes, each keyed by the op it starts from:
 the block sums of a Kronecker pullback, 𝟙ᵀG and G𝟙 as axis sums, diag(v)M and
 M diag(v) as scalings, the outer product, and a single-use inverse as a solve.
-The last rule, `left_to_right`, always applies.
+The last rule, `left_to_right`, always applies. Sum rules (`ADD_RULES`, tried
+for every sum with the emitter, the node and its terms) are the same for the
+IR's add: A + diag(v) adds v along the diagonal of A's fresh array.
 """
 
 import ast
@@ -64,6 +66,13 @@ HELPERS = {
 ''',
     "_leaky_relu": '''def _leaky_relu(x, alpha):
     return _np.where(x > 0, x, alpha * x)
+''',
+    "_add_diagonal": '''def _add_diagonal(a, v):
+    # a + diag(v) for an array a of the kernel's own: v added in place along
+    # the diagonal (every (n+1)-th entry in reading order), no n×n diag(v)
+    a = a.astype(_np.result_type(a, v), copy=False)
+    a.flat[::a.shape[1] + 1] += v
+    return a
 ''',
 }
 
@@ -324,6 +333,52 @@ def left_to_right(em, args):
         cols = f.cols
         i += 1
     return acc
+
+
+# -- sums (the IR's add) ------------------------------------------------------------
+
+def diagonal_of(t):
+    """The term t as diag(u): u (a vector, or a scalar added to every diagonal
+    entry) for t = diag(v), I, or either times scalars; None otherwise."""
+    from ..ir import mul, num
+    factors = list(t.args) if t.op == "mul" else [t]
+    square = [f for f in factors if not f.is_scalar]
+    if len(square) != 1 or square[0].op not in ("diag", "eye"):
+        return None
+    d = square[0]
+    u = [f for f in factors if f is not d] + ([d.args[0]] if d.op == "diag" else [])
+    if not u:
+        return num(1)
+    return u[0] if len(u) == 1 else mul(*u)
+
+
+def add_to_diagonal(em, n, terms):
+    """(diag) A + diag(v), A + sI: the other terms summed into an array of the
+    kernel's own, v (or s) then added along its diagonal in place
+    (`_add_diagonal`): neither the n×n diag(v) nor I is formed, and the sum is
+    one pass over n² entries, not two. Only where the other terms make a full
+    matrix (s𝟙𝟙ᵀ + diag(v) is the general path's)."""
+    if rank(n) != 2:
+        return None
+    from ..ir import add, scale, split_coef
+    diagonal, rest = [], []
+    for t in terms:
+        c, core = split_coef(t)
+        u = diagonal_of(core) if core is not None else None
+        if u is None:
+            rest.append(t)
+        else:
+            diagonal.append(scale(c, u))
+    if not diagonal or not rest:
+        return None
+    code, full = em.sum_code(rest, n.shape)
+    if not full:
+        return None
+    u = diagonal[0] if len(diagonal) == 1 else add(*diagonal)
+    return em.helper("_add_diagonal", em.owned(code), em.expr(u)), True
+
+
+ADD_RULES = ("add_to_diagonal",)
 
 
 CHAIN_RULES = ("block_sums", "column_sums", "row_sums", "leading_scaling", "trailing_scaling",

@@ -16,6 +16,12 @@ HELPERS = {
     "_leaky_relu": '''def _leaky_relu(x, alpha):
     return _torch.where(x > 0, x, alpha * x)
 ''',
+    "_add_diagonal": '''def _add_diagonal(a, v):
+    # a + diag(v) for a tensor a of the kernel's own: v added in place along
+    # its diagonal (a view), no n×n diag(v)
+    a.diagonal().add_(v)
+    return a
+''',
     "_kron": '''def _kron(a, b):
     # torch.kron of a non-contiguous tensor (a transpose) can fail: contiguous first
     return _torch.kron(a.contiguous(), b.contiguous())
