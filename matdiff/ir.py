@@ -83,7 +83,7 @@ def _make(op, args=(), attr=None, shape=(1, 1)):
 # only what keeps hash-consing sound: flatten, fold numbers, collect like
 # terms and powers, and order the operands canonically.
 
-PHASES = ("canonicalize", "collect", "factor")
+PHASES = ("canonicalize", "collect", "factor", "lower")
 
 
 class Rule:
@@ -97,6 +97,7 @@ class Rule:
 
 
 _RULES = {}     # key -> [Rule], in phase order (registration order within one)
+_LOWER = {}     # op -> [Rule] of the lower phase: applied by lower(), never by constructors
 _PAIRS = []     # the ("pair", a, b) rules, "*" a wildcard op
 _PAIR_INDEX = {}
 _trace = None   # a list while trace_rewrites() records
@@ -109,7 +110,9 @@ def rewrite(key, name, phase="collect"):
 
     def register(fn):
         r = Rule(name, phase, key, fn)
-        if isinstance(key, tuple) and key[0] == "pair":
+        if phase == "lower":
+            _LOWER.setdefault(key, []).append(r)
+        elif isinstance(key, tuple) and key[0] == "pair":
             _PAIRS.append(r)
             _PAIRS.sort(key=lambda q: PHASES.index(q.phase))
             _PAIR_INDEX.clear()
@@ -123,7 +126,45 @@ def rewrite(key, name, phase="collect"):
 
 def rules():
     """Every rule of the table (for documentation and tests)."""
-    return [r for rs in _RULES.values() for r in rs] + list(_PAIRS) + [_COLLECT, _POWERS]
+    return ([r for rs in _RULES.values() for r in rs] + list(_PAIRS) + [_COLLECT, _POWERS]
+            + [r for rs in _LOWER.values() for r in rs])
+
+
+def lower(outputs):
+    """outputs (a list of nodes) with the lower phase applied to every node
+    beneath them, bottom up: the forms code is emitted from (diag(v)M as the
+    broadcast product v𝟙ᵀ ⊙ M), never printed. A lower rule, keyed by op,
+    gets the node (its arguments lowered already) and returns its
+    replacement or None; lowered nodes are built as they stand (`raw`), since
+    the canonical rules would undo a lowering."""
+    if not _LOWER:
+        return list(outputs)
+    memo = {}
+    for out in outputs:
+        stack = [(out, False)]
+        while stack:  # post-order without recursion: DAGs are as deep as the network
+            n, ready = stack.pop()
+            if n in memo:
+                continue
+            if not ready:
+                stack.append((n, True))
+                stack.extend((a, False) for a in n.args if a not in memo)
+                continue
+            args = tuple(memo[a] for a in n.args)
+            m = n if args == n.args else _make(n.op, args, n.attr, n.shape)
+            for r in _LOWER.get(m.op, ()):
+                new = r.fn(m)
+                if new is not None:
+                    _fired(r)
+                    m = new
+                    break
+            memo[n] = m
+    return [memo[o] for o in outputs]
+
+
+def raw(op, args, shape, attr=None):
+    """The node op(args) as it stands, no rule applied (for lower rules)."""
+    return _make(op, tuple(args), attr, tuple(shape))
 
 
 def _fired(rule):

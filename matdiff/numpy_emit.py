@@ -378,7 +378,11 @@ class Emitter:
 
     def run(self, outputs):
         """Statements computing outputs in order; returns the list of
-        (statements so far, return expression) after each output."""
+        (statements so far, return expression) after each output. The code is
+        that of the lowered outputs (ir.lower: the rewrites of the lower
+        phase, such as diagonal scaling as broadcasting)."""
+        from .ir import lower
+        outputs = lower(outputs)
         self.count_uses(outputs)
         self.stmts, self.done = [], {}
         marks = []

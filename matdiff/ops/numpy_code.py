@@ -15,8 +15,9 @@ so that such overrides apply inside them too.
 Chain rules (`CHAIN_RULES`, tried in order for every matmul chain; each gets
 the emitter and the chain's factors and returns code or None) are the
 special forms that span several nodes, each keyed by the op it starts from:
-the block sums of a Kronecker pullback, 𝟙ᵀG and G𝟙 as axis sums, diag(v)M and
-M diag(v) as scalings, the outer product, and a single-use inverse as a solve.
+the block sums of a Kronecker pullback, 𝟙ᵀG and G𝟙 as axis sums, the outer
+product, and a single-use inverse as a solve. (diag(v)M and M diag(v) are
+broadcasts before emission: the IR's lower phase, ops/rewrites.py.)
 The last rule, `left_to_right`, always applies. Sum rules (`ADD_RULES`, tried
 for every sum with the emitter, the node and its terms) are the same for the
 IR's add: A + diag(v) adds v along the diagonal of A's fresh array.
@@ -257,24 +258,6 @@ def row_sums(em, args):
     return em.f("sum", em.expr(rest))
 
 
-def leading_scaling(em, args):
-    """(diag) diag(v) M: M's rows scaled, v[:, None] * M (v * m for a vector m)."""
-    if args[0].op != "diag":
-        return None
-    rest = sub_chain(args[1:])
-    v = em.expr(args[0].args[0])
-    if rank(rest) == 2:
-        v = _column(v)
-    return P.binop(v, "*", em.expr(rest))
-
-
-def trailing_scaling(em, args):
-    """(diag) M diag(v): M's columns scaled, M * v."""
-    if args[-1].op != "diag":
-        return None
-    return P.binop(em.expr(sub_chain(args[:-1])), "*", em.expr(args[-1].args[0]))
-
-
 def outer_product(em, args):
     """u vᵀ of two vectors: outer(u, v)."""
     if len(args) == 2 and args[0].cols == 1 and args[1].rows == 1:
@@ -300,38 +283,18 @@ def inverse_solve(em, args):
 
 def left_to_right(em, args):
     """The product in order: @, a 1×1 partial product scales, a column times a
-    row is an outer product (exact inside a longer chain). A diag(v) factor is
-    a scaling (diag) — A @ (v[:, None] * B), A * v at the end — never the n×n
-    diag(v)."""
+    row is an outer product (exact inside a longer chain). (A diag(v) factor
+    is a broadcast by now: the lower phase's diagonal scaling, ir.lower.)"""
     acc, rows, cols = em.expr(args[0]), args[0].rows, args[0].cols
-    i = 1
-    while i < len(args):
-        f = args[i]
-        if f.op == "diag" and i + 1 < len(args):
-            nxt = args[i + 1]
-            v = em.expr(f.args[0])
-            if nxt.op == "ones":
-                code = v
-            elif rank(nxt) == 2:
-                code = P.binop(_column(v), "*", em.expr(nxt))
-            else:
-                code = P.binop(v, "*", em.expr(nxt))
-            f, i = nxt, i + 1
-        elif f.op == "diag":
-            code = None
-            acc = P.binop(acc, "*", em.expr(f.args[0]))
-        else:
-            code = em.expr(f)
-        if code is None:
-            pass
-        elif (rows, cols) == (1, 1):
+    for f in args[1:]:
+        code = em.expr(f)
+        if (rows, cols) == (1, 1):
             acc = P.binop(acc, "*", code)
         elif cols == 1 and f.rows == 1:
             acc = em.f("outer", acc, code)
         else:
             acc = P.binop(acc, "@", code)
         cols = f.cols
-        i += 1
     return acc
 
 
@@ -381,8 +344,7 @@ def add_to_diagonal(em, n, terms):
 ADD_RULES = ("add_to_diagonal",)
 
 
-CHAIN_RULES = ("block_sums", "column_sums", "row_sums", "leading_scaling", "trailing_scaling",
-               "outer_product", "inverse_solve", "left_to_right")
+CHAIN_RULES = ("block_sums", "column_sums", "row_sums", "outer_product", "inverse_solve", "left_to_right")
 
 
 # -- the generic path: an op's template -------------------------------------------

@@ -10,13 +10,16 @@ orders the rules of one key:
   collect       identities that combine ops (X⁻¹X = I, 𝟙ᵀdiag(v) = vᵀ,
                 softmax rows sum to one)
   factor        common factors of sums (the core's, in ir.py)
+  lower         forms for code only, applied by ir.lower() to a finished DAG
+                (never by the constructors, never printed): diagonal
+                scaling as broadcasting
 A rule returns the rewritten node, or None when it does not apply. The core
 grammar's own rules (sums of ones, row and column sums, common factors) are
 in ir.py.
 """
 
 from ..ir import rewrite, num, dim, ones, eye, zero, mul, add, matmul, transpose, fn, neg, recip
-from ..ir import is_zero, is_ones_matrix, ones_like, _linear, _scalar_parts
+from ..ir import is_zero, is_ones_matrix, ones_like, _linear, _scalar_parts, raw
 from ..dims import product
 from . import algebra as A
 from . import registry
@@ -291,6 +294,45 @@ def _ones_diag(a, b):
 @rewrite(("pair", "diag", "ones"), "diag(v)𝟙 = v")
 def _diag_ones_right(a, b):
     return a.args[0]
+
+
+# The lower phase (ir.lower, run by the code emitters only): a diagonal
+# factor of a product is a broadcast, so that no backend forms the n×n diag(v).
+
+def _rows_scaled(v, g):
+    """diag(v) g as v𝟙ᵀ ⊙ g (v ⊙ g for a column g)."""
+    if g.cols == 1:
+        return v if g.op == "ones" else raw("mul", (v, g), g.shape)
+    rows = raw("matmul", (v, raw("T", (ones(g.cols),), (1, g.cols))), g.shape)
+    return raw("mul", (rows, g), g.shape)
+
+
+def _cols_scaled(g, v):
+    """g diag(v) as g ⊙ 𝟙vᵀ (g ⊙ vᵀ for a row g)."""
+    vt = transpose(v)
+    if g.rows == 1:
+        return raw("mul", (g, vt), g.shape)
+    return raw("mul", (g, raw("matmul", (ones(g.rows), vt), g.shape)), g.shape)
+
+
+@rewrite("matmul", "diagonal scaling is broadcasting: diag(v)M = v𝟙ᵀ ⊙ M, "
+         "M diag(v) = M ⊙ 𝟙vᵀ", "lower")
+def _diag_scaling(n):
+    if not any(f.op == "diag" for f in n.args):
+        return None
+    out, args, i = [], n.args, 0
+    while i < len(args):
+        f = args[i]
+        if f.op == "diag" and i + 1 < len(args):
+            out.append(_rows_scaled(f.args[0], args[i + 1]))
+            i += 2
+        elif f.op == "diag" and out:
+            out.append(_cols_scaled(out.pop(), f.args[0]))
+            i += 1
+        else:
+            out.append(f)
+            i += 1
+    return out[0] if len(out) == 1 else raw("matmul", out, n.shape)
 
 
 # ---------------------------------------------------------------- softmax
