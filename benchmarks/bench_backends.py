@@ -21,6 +21,7 @@ float64 throughout (`--float32` for single precision). Missing frameworks are
 reported as such.
 
     python benchmarks/bench_backends.py [--repeat 20] [--float32] [--threads N]
+                                        [--only networks|hessians]
 
 --threads N pins NumPy's BLAS, XLA and PyTorch to N threads each (steadier
 ratios on a shared machine); by default each library picks its own.
@@ -310,6 +311,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--float32", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--only", choices=["networks", "hessians"], default=None,
+                    help="run one of the two tables")
     args = ap.parse_args()
     if args.threads:
         try:
@@ -319,10 +322,11 @@ def main():
             pass
     dtype = np.float32 if args.float32 else np.float64
     rows = []
-    rows += rows_network("seed-002 two-layer (N=512, 784-256-10)", TWO_LAYER, [784, 256, 10], 512,
-                         args.repeat, dtype)
-    rows += rows_network("deeper MLP (N=512, 784-256-256-256-256-10)", DEEP,
-                         [784, 256, 256, 256, 256, 10], 512, args.repeat, dtype)
+    if args.only != "hessians":
+        rows += rows_network("seed-002 two-layer (N=512, 784-256-10)", TWO_LAYER, [784, 256, 10],
+                             512, args.repeat, dtype)
+        rows += rows_network("deeper MLP (N=512, 784-256-256-256-256-10)", DEEP,
+                             [784, 256, 256, 256, 256, 10], 512, args.repeat, dtype)
     rng = np.random.default_rng(1)
     N, d = 2000, 400
     lr = dict(y=rng.choice([-1.0, 1.0], N), X=rng.standard_normal((N, d)) / np.sqrt(d),
@@ -353,7 +357,7 @@ def main():
         torch_fs[f"xᵀAx + Σexp(x) Hessian (d={d})"] = lambda x, A: x @ A @ x + torch.exp(x).sum()
     except ImportError:
         pass
-    rows_h = rows_hessian(f"logistic Hessian (N={N}, d={d})", "sum(log(1 + exp(-y .* (X w))))", "w",
+    rows_h = [] if args.only == "networks" else rows_hessian(f"logistic Hessian (N={N}, d={d})", "sum(log(1 + exp(-y .* (X w))))", "w",
                           lr, {"NumPy": lr_hand, "JAX": lr_hand_jax, "PyTorch": lr_hand_torch},
                           lr_jax, args.repeat, torch_fs)
     A = rng.standard_normal((d, d))
@@ -373,7 +377,7 @@ def main():
     def qa_jax(x, A):
         import jax.numpy as jnp
         return x @ A @ x + jnp.sum(jnp.exp(x))
-    rows_h += rows_hessian(f"xᵀAx + Σexp(x) Hessian (d={d})", "x^T A x + sum(exp(x))", "x", qa,
+    rows_h += [] if args.only == "networks" else rows_hessian(f"xᵀAx + Σexp(x) Hessian (d={d})", "x^T A x + sum(exp(x))", "x", qa,
                            {"NumPy": qa_hand, "JAX": qa_hand_jax, "PyTorch": qa_hand_torch},
                            qa_jax, args.repeat, torch_fs)
 
