@@ -101,6 +101,7 @@ _LOWER = {}     # op -> [Rule] of the lower phase: applied by lower(), never by 
 _PAIRS = []     # the ("pair", a, b) rules, "*" a wildcard op
 _PAIR_INDEX = {}
 _trace = None   # a list while trace_rewrites() records
+_raw = False    # True inside without_rewrites(): constructors skip the table
 
 
 def rewrite(key, name, phase="collect"):
@@ -155,7 +156,8 @@ def lower(outputs):
             for r in _LOWER.get(m.op, ()):
                 new = r.fn(m)
                 if new is not None:
-                    _fired(r)
+                    if _trace is not None:
+                        _fired(r, lambda m=m: m, new)
                     m = new
                     break
             memo[n] = m
@@ -167,16 +169,58 @@ def raw(op, args, shape, attr=None):
     return _make(op, tuple(args), attr, tuple(shape))
 
 
-def _fired(rule):
+class Firing(str):
+    """One firing of a rule, as trace_rewrites records it: the rule's name (a
+    str, so a trace reads as the list of names), with `before` (the node the
+    rule rewrote, as it would have been built without the rule) and `after`
+    (what the rule itself made of it: the rules that then fired inside its
+    result are the firings recorded after it)."""
+
+    def __new__(cls, rule, before, after):
+        self = super().__new__(cls, rule.name)
+        self.rule, self.before, self.after = rule, before, after
+        return self
+
+    @property
+    def name(self):
+        return self.rule.name
+
+
+def _fired(rule, before, after, mark=None, own=None):
+    """Record a firing while tracing. `before` builds the unrewritten node;
+    `after` is the result, or a function building it; `own` (optional)
+    builds the rule's own result with the table off, shown in place of
+    `after` (the rules that fired inside it were recorded from `mark` on, so
+    the firing goes in front of them). Called with the trace off."""
+    global _trace
     if _trace is not None:
-        _trace.append(rule.name)
+        trace, _trace = _trace, None
+        try:
+            b = before()
+            a = after() if callable(after) else after
+            if own is not None:
+                try:
+                    with without_rewrites():
+                        a = own() or a
+                except Exception:  # a rule that needs its inner rewrites: show the result
+                    pass
+        finally:
+            _trace = trace
+        trace.insert(len(trace) if mark is None else mark, Firing(rule, b, a))
 
 
-def _rewrite(key, *args):
+def _rewrite(key, *args, before=None):
+    """The first rule of `key` that rewrites args, or None; before() builds
+    the node without rewriting (for the trace: callers pass it only while
+    tracing)."""
+    if _raw:
+        return None
     for r in _RULES.get(key, ()):
+        mark = None if _trace is None else len(_trace)
         out = r.fn(*args)
         if out is not None:
-            _fired(r)
+            if _trace is not None:
+                _fired(r, before, out, mark, lambda: r.fn(*args))
             return out
     return None
 
@@ -191,8 +235,9 @@ def _pair_rules(a, b):
 
 
 class trace_rewrites:
-    """with ir.trace_rewrites() as names: … records the names of the rules
-    that fired (in order) while building inside the block."""
+    """with ir.trace_rewrites() as names: … records the rules that fired (in
+    order) while building inside the block: each a Firing, the rule's name
+    with the node it rewrote (`before`) and the result (`after`)."""
 
     def __enter__(self):
         global _trace
@@ -204,6 +249,25 @@ class trace_rewrites:
         inner, _trace = _trace, self.outer
         if self.outer is not None:
             self.outer.extend(inner)
+        return False
+
+
+class without_rewrites:
+    """with ir.without_rewrites(): … builds with every named rule switched
+    off, the table's and the constructors' own (like terms stay apart, and
+    powers of one base): the form a rule template gives before the named
+    identities simplify it, as --steps shows it. Numbers still fold, and
+    products, sums and transposes keep their canonical shape. Its nodes are
+    for display only; nothing built inside fires or is traced."""
+
+    def __enter__(self):
+        global _raw, _trace
+        self.outer = _raw, _trace
+        _raw, _trace = True, None
+
+    def __exit__(self, *exc):
+        global _raw, _trace
+        _raw, _trace = self.outer
         return False
 
 
@@ -329,6 +393,7 @@ def _fmt(shape):
 def add(*xs):
     shape = _bshape(xs, "addition")
     terms = {}
+    count = 0
     for x in xs:
         if x.op == "T" and x.args[0].op == "add":
             x = _make("add", tuple(transpose(t) for t in x.args[0].args), None, x.shape)
@@ -336,13 +401,46 @@ def add(*xs):
             if is_zero(t):
                 continue
             c, core = split_coef(t)
-            if core in terms:
-                _fired(_COLLECT)
+            if core is not None:
+                count += 1
             terms[core] = terms.get(core, 0) + c
     items = [(c, t) for t, c in terms.items() if c != 0]
+    if count > len(terms) - (None in terms):  # like terms were collected
+        if _raw:
+            return _uncollected(xs, shape)
+        if _trace is not None:
+            _fired(_COLLECT, lambda: _uncollected(xs, shape), lambda: _sum_of(items, shape))
+    return _sum_of(_factor(items, shape), shape)
+
+
+def _uncollected(xs, shape):
+    """The sum of xs with like terms left apart (numbers added up)."""
+    const, out = Fraction(0), []
+    for t in _terms_of(xs):
+        if t.op == "const":
+            const += t.attr
+        else:
+            out.append(t)
+    if const:
+        out.append(num(const))
+    return _make("add", tuple(out), None, shape)
+
+
+def _terms_of(xs):
+    """The terms of the sum of xs, uncollected."""
+    out = []
+    for x in xs:
+        if x.op == "T" and x.args[0].op == "add":
+            out.extend(transpose(t) for t in x.args[0].args)
+        else:
+            out.extend(x.args if x.op == "add" else (x,))
+    return tuple(t for t in out if not is_zero(t))
+
+
+def _sum_of(items, shape):
+    """The sum node of (coefficient, term) items, as add has collected them."""
     if not items:
         return zero(shape)
-    items = _factor(items, shape)
     if len(items) == 1:
         c, t = items[0]
         out = num(c) if t is None else scale(c, t)
@@ -390,12 +488,15 @@ def _linear(x, f):
 def _factor(items, shape):
     """Pull factors common to every term out of a sum (textbook form): the
     first "factor" rule that applies."""
-    if len(items) < 2 or any(t is None for _, t in items):
+    if _raw or len(items) < 2 or any(t is None for _, t in items):
         return items
     for r in _RULES.get("factor", ()):
+        mark = None if _trace is None else len(_trace)
         out = r.fn(items, shape)
         if out is not None:
-            _fired(r)
+            if _trace is not None:
+                _fired(r, lambda: _sum_of(items, shape), lambda: _sum_of(out, shape), mark,
+                       lambda: _sum_of(r.fn(items, shape) or out, shape))
             return out
     return items
 
@@ -483,6 +584,7 @@ def mul(*xs):
     coef = Fraction(1)
     powers = {}
     other = []
+    combined = False
     for x in xs:
         # A long product stays one factor: flattening it into every product
         # built on it (an adjoint times σ' at each layer) would cost O(depth²).
@@ -501,10 +603,15 @@ def mul(*xs):
                 powers[base] = Fraction(1)
                 continue
             if base in powers:
-                _fired(_POWERS)
+                combined = True
             powers[base] = powers.get(base, 0) + e
     if coef == 0:
         return zero(shape)
+    if combined:
+        if _raw:
+            return _uncombined(xs, coef, shape)
+        if _trace is not None:
+            _fired(_POWERS, lambda: _uncombined(xs, coef, shape), lambda: mul(*xs))
     for base, e in powers.items():
         if e != 0:
             other.append(power(base, num(e)) if e != 1 else base)
@@ -529,6 +636,14 @@ def mul(*xs):
             return mul(only, ones_like(shape))
         return only
     return _make("mul", tuple(other), None, shape)
+
+
+def _uncombined(xs, coef, shape):
+    """The product of xs with the powers of one base left apart (the numbers
+    multiplied into coef)."""
+    out = tuple(f for x in xs for f in (x.args if x.op == "mul" and len(x.args) <= _FLATTEN_LIMIT
+                                        else (x,)) if f.op != "const")
+    return _make("mul", ((num(coef),) if coef != 1 else ()) + out, None, shape)
 
 
 def power(base, e):
@@ -663,10 +778,15 @@ def _cancels(parts):
 
 def _pair(a, b):
     """Simplify the adjacent pair a b by the first pair rule that applies, or None."""
+    if _raw:
+        return None
     for r in _pair_rules(a, b):
+        mark = None if _trace is None else len(_trace)
         out = r.fn(a, b)
         if out is not None:
-            _fired(r)
+            if _trace is not None:
+                _fired(r, lambda: _make("matmul", (a, b), None, (a.rows, b.cols)), out, mark,
+                       lambda: r.fn(a, b))
             return out
     return None
 
@@ -818,7 +938,8 @@ def transpose(x):
         return fn(x.attr, transpose(x.args[0]), *x.args[1:])
     if op == "pow" and _transpose_free(x.args[0]):
         return power(transpose(x.args[0]), x.args[1])
-    out = _rewrite(("T", op), x)
+    out = _rewrite(("T", op), x, before=_trace is not None
+                   and (lambda: _make("T", (x,), None, (x.cols, x.rows))))
     if out is not None:
         return out
     return _make("T", (x,), None, (x.cols, x.rows))
@@ -835,9 +956,10 @@ def fn(name, x, *params):
     for p in params:
         if not p.is_scalar:
             raise ShapeError(f"the parameter of {name} must be a scalar, not {_fmt(p.shape)}")
-    out = _rewrite(("fn", name), x, *params)
+    before = _trace is not None and (lambda: _make("fn", (x, *params), name, x.shape))
+    out = _rewrite(("fn", name), x, *params, before=before)
     if out is None:
-        out = _rewrite(("fn", "*"), name, x, *params)
+        out = _rewrite(("fn", "*"), name, x, *params, before=before)
     if out is not None:
         return out
     return _make("fn", (x, *params), name, x.shape)
@@ -850,7 +972,8 @@ def fn(name, x, *params):
 def apply(name, args, shape, attr=None):
     """The node name(args) of a registered op: the first of its named rewrites
     that applies, else the node itself."""
-    out = _rewrite(name, *args)
+    out = _rewrite(name, *args, before=_trace is not None
+                   and (lambda: _make(name, tuple(args), attr, tuple(shape))))
     if out is not None:
         return out
     return _make(name, tuple(args), attr, tuple(shape))

@@ -1,38 +1,58 @@
 """`--steps`: the derivation written as the seeds write it by hand.
 
 Starting from dL = d(f), each step takes the outermost differential d(Z) of
-the current form, expands it with Z's rule (d(Z) = its differential, citing
-the rule's name) and moves the argument's d to the right with the trace
-identity of the rule's pullback, until only d of the variable is left:
-dL = tr(Gᵀ dX). Each new form cites the identities that produced it: the
-rule's `moves` and the names of the rewrites that fired while the adjoint was
-built (ir.trace_rewrites: one-hot rows, collecting terms, …). A named
-intermediate of a program opens a block of its own, ∂L/∂Z = its adjoint,
-walking backwards as backprop does.
+the current form, expands it with Z's rule (d(Z) = its differential as the
+rule states it, citing the rule's name) and moves the argument's d to the
+right with the trace identity of the rule's pullback (the rule's `moves`),
+until only d of the variable is left: dL = tr(Gᵀ dX). The new form is shown
+first as the pullback's template gives it (built with ir.without_rewrites),
+then every named rewrite that fired while the adjoint was built, one step
+each in the order they fired (ir.trace_rewrites records each firing's node
+before and after: `Y𝟙 = 𝟙  [one-hot rows sum to one]`), then the form they
+lead to. A named intermediate of a program opens a block of its own,
+∂L/∂Z = its adjoint, walking backwards as backprop does.
 
-Every form step keeps the terms it shows (node, G: dL = Σ tr(Gᵀ d node)), so
-a test can check each step numerically (tests/test_steps.py).
+In a differential, a scalar added to a vector or matrix is printed with its
+broadcast (dz − 𝟙softmax(z)ᵀdz, not dz − softmax(z)ᵀdz); numbers stay bare
+(1 − σ(z)), and the ∂L/∂X lines print as the gradients do.
+
+Every form step keeps the terms it shows (node, G: dL = Σ tr(Gᵀ d node)) and
+every rewrite step its two nodes, so a test can check each step numerically
+(tests/test_steps.py).
 """
+
+import contextlib
 
 from . import ir
 from . import templates
 from .ops import registry
-from .diff import topo_order, pullback, rule_env
-from .printing import LatexPrinter, Printer
+from .diff import topo_order, pullback, rule_env, symmetrize
+from .printing import LatexPrinter, Printer, NEG, PROD
 
 _MARK = "\u2062d"  # an invisible placeholder variable for d(arg)
+
+# The identities the steps cite besides the rule table's (the ops' `name` and
+# `moves`, ir.rules()): the method's own moves.
+SYMMETRIC = "on symmetric dX, tr(Gᵀ dX) = tr(sym(G)ᵀ dX) with sym(G) = (G + Gᵀ)/2"
+STEP_RULES = (
+    "constant factor", "linearity", "the op's differential",
+    "dL = tr(Gᵀ dX) reads off ∂L/∂X = G", "the gradient's transpose: (AB)ᵀ = BᵀAᵀ",
+    "the gradient read as one factor", SYMMETRIC,
+)
 
 
 class Step:
     """One line of a derivation. kind: "function" (L = …), "header" (with
     respect to X), "form" (dL = …, `terms` its (node, G) pairs), "rule" (an
-    expansion d(Z) = …), "adjoint" (∂L/∂Z of a named intermediate, `terms`
-    too), "result" (∂L/∂X = G). `rules`: the identities it cites."""
-    __slots__ = ("kind", "text", "latex", "rules", "terms")
+    expansion d(Z) = …), "rewrite" (a named rewrite, before = after, `nodes`
+    the two), "adjoint" (∂L/∂Z of a named intermediate, `terms` too),
+    "result" (∂L/∂X = G). `rules`: the identities it cites (a form reached
+    by the rewrite steps just above it cites none of its own)."""
+    __slots__ = ("kind", "text", "latex", "rules", "terms", "nodes")
 
-    def __init__(self, kind, text, latex, rules=(), terms=None):
+    def __init__(self, kind, text, latex, rules=(), terms=None, nodes=None):
         self.kind, self.text, self.latex = kind, text, latex
-        self.rules, self.terms = tuple(rules), terms
+        self.rules, self.terms, self.nodes = tuple(rules), terms, nodes
 
     def __repr__(self):
         return f"<Step {self.kind}: {self.text}>"
@@ -49,7 +69,7 @@ class Derivation:
         for s in self.steps:
             if s.kind == "header":
                 out += ["", s.text]
-            elif s.kind == "rule":
+            elif s.kind in ("rule", "rewrite"):
                 out.append("    " + s.text + (f"    [{'; '.join(s.rules)}]" if s.rules else ""))
             elif s.kind in ("function", "result"):
                 out.append(s.text)  # the result's rule is the same every time: not repeated
@@ -64,7 +84,7 @@ class Derivation:
             cite = f" && \\text{{({'; '.join(s.rules)})}}" if s.rules else ""
             if s.kind == "header":
                 rows.append(f"&{s.latex}")
-            elif s.kind == "rule":
+            elif s.kind in ("rule", "rewrite"):
                 rows.append(f"&\\quad {s.latex}{cite}")
             else:
                 rows.append(f"&{s.latex}{cite}")
@@ -77,11 +97,53 @@ class Derivation:
         return self.text()
 
 
-class _Style:
-    """How one output language writes d, tr and the forms around the printer."""
+class _Broadcasts:
+    """A printer mixin for differentials: a scalar term of a vector or matrix
+    sum shows its broadcast, 𝟙s for a column, s𝟙ᵀ for a row, 𝟙s𝟙ᵀ for a
+    matrix, as a textbook writes dz − 𝟙softmax(z)ᵀdz (a product uᵀv joins the
+    chain: 𝟙uᵀv; any other scalar s reads s𝟙 as the printer writes scalings).
+    A term without variables (1 − σ(z)) stays bare."""
 
-    def __init__(self, printer, latex):
-        self.pr, self.latex = printer, latex
+    def p_add(self, n):
+        if n.is_scalar or not any(t.is_scalar and _varies(t) for t in n.args):
+            return super().p_add(n)
+        terms = tuple(_broadcast(t, n.shape) if t.is_scalar and _varies(t) else t for t in n.args)
+        return super().p_add(ir._make("add", terms, None, n.shape))
+
+
+class _TextPrinter(_Broadcasts, Printer):
+    pass
+
+
+class _LatexPrinter(_Broadcasts, LatexPrinter):
+    pass
+
+
+def _varies(x):
+    """x depends on a variable (or a differential): not a number or a size."""
+    return any(n.op in ("var", "let") for n in topo_order(x))
+
+
+def _broadcast(t, shape):
+    """The scalar term t spread over shape, for display: c·𝟙uᵀv𝟙ᵀ or c·s𝟙𝟙ᵀ."""
+    c, core = ir.split_coef(t)
+    rows, cols = shape
+    left = (ir.ones(rows),) if rows != 1 else ()
+    right = (ir.transpose(ir.ones(cols)),) if cols != 1 else ()
+    if core.op == "matmul":
+        spread = ir._make("matmul", left + core.args + right, None, shape)
+    else:
+        spread = ir._make("mul", (core, ir.ones_like(shape)), None, shape)
+    return ir.scale(c, spread)
+
+
+class _Style:
+    """How one output language writes d, tr and the forms around the printer
+    (`pr`, with the broadcasts of differentials; `plain` prints as the
+    gradients do)."""
+
+    def __init__(self, printer, plain, latex):
+        self.pr, self.plain, self.latex = printer, plain, latex
 
     def d(self, node):
         z = self.pr(node)
@@ -106,12 +168,18 @@ class _Style:
         if node.rows == 1:  # a row: tr(Gᵀ dZ) = dZ Gᵀ
             return f"{dz} {pr.wrap(ir.transpose(G), 4)}"
         if node.cols == 1:
-            return f"{pr(ir.transpose(G))} {dz}"
+            return f"{self.factor(ir.transpose(G))} {dz}"
         c, core = ir.split_coef(G)
         if core is not None and core.op == "eye":  # tr((cI)ᵀ dZ) = c tr(dZ)
             lead = {1: "", -1: self.minus()}.get(c, pr(ir.num(c)) + " ")
             return lead + self.tr(dz)
-        return self.tr(f"{pr(ir.transpose(G))} {dz}")
+        return self.tr(f"{self.factor(ir.transpose(G))} {dz}")
+
+    def factor(self, node):
+        """node as the left factor of a product (Gᵀ dZ): a sum or a Hadamard
+        product in parentheses, a negation bare."""
+        s, prec = self.pr.p(node)
+        return self.pr.paren(s) if prec < PROD and prec != NEG else s
 
     def form(self, fname, terms):
         lhs = ("\\mathrm{d}" + self.pr.name(fname)) if self.latex else "d" + fname
@@ -131,7 +199,7 @@ class _Style:
         return f"{lhs} = {gt} {dx}" if x.cols == 1 else f"{lhs} = {self.tr(gt + ' ' + dx)}"
 
     def partial(self, fname, w, G):
-        pr = self.pr
+        pr = self.plain
         if self.latex:
             return f"\\frac{{\\partial {pr.name(fname)}}}{{\\partial {pr.name(w)}}} = {pr(G)}"
         return f"∂{fname}/∂{w} = {pr(G)}"
@@ -149,7 +217,7 @@ class _Style:
             out = templates.instantiate(text, env)
         except Exception:  # a rule whose differential needs more than the template says
             return None
-        cls = LatexPrinter if self.latex else Printer
+        cls = _LatexPrinter if self.latex else _TextPrinter
         s = cls(self.pr.names, self.pr.eye_name)(out)
         darg = self.d(arg)
         if self.latex:
@@ -157,8 +225,10 @@ class _Style:
         return s.replace(_MARK, darg)
 
     def expansion(self, node, live):
-        """d(node) = the sum of its rule's differentials in the live arguments."""
-        parts = [self.differential(node, i) for i in live]
+        """d(node) = the sum of its rule's differentials in the live arguments,
+        as the rule states them (no rewrite applied)."""
+        with ir.without_rewrites():
+            parts = [self.differential(node, i) for i in live]
         if any(p is None for p in parts):
             return None
         return f"{self.d(node)} = {' + '.join(parts)}"
@@ -171,10 +241,12 @@ def derive_steps(result, fname="L"):
     if root.op == "let":  # L = …: start from its definition
         root = root.args[0]
     names = {n: k for n, k in problem.names.items() if n is not root}
-    text = _Style(Printer(names, result.eye_name()), False)
-    latex = _Style(LatexPrinter(names), True)
-    steps = [Step("function", f"{fname} = {text.pr(root)}",
-                  f"{latex.pr.name(fname)} = {latex.pr(root)}")]
+    text = _Style(_TextPrinter(names, result.eye_name()), Printer(names, result.eye_name()), False)
+    latex = _Style(_LatexPrinter(names), LatexPrinter(names), True)
+    steps = [Step("function", f"{fname} = {text.plain(root)}",
+                  f"{latex.pr.name(fname)} = {latex.plain(root)}")]
+    for style in (text, latex):  # sizes shown where the function's text needs them
+        style.pr.sized = style.plain.sized
     for w in result.wrt:
         steps += _steps_for(result, root, w, fname, text, latex)
     return Derivation(steps, fname)
@@ -197,12 +269,22 @@ def _steps_for(result, root, w, fname, text, latex):
         reach[n] = n is target or any(reach[a] for a in n.args)
     frontier = {root: ir.num(1)}
 
-    def form(rules=()):
-        terms = [(m, g) for m, g in sorted(frontier.items(), key=lambda kv: -index[kv[0]])
-                 if not ir.is_zero(g)]
-        return Step("form", text.form(fname, terms), latex.form(fname, terms), rules, terms)
+    def terms_of(front):
+        return [(m, g) for m, g in sorted(front.items(), key=lambda kv: -index[kv[0]])
+                if not ir.is_zero(g)]
 
-    out.append(form())
+    def form(terms, rules=(), raw=False):
+        # an unrewritten form is printed as built: its transposes without rewrites too
+        with ir.without_rewrites() if raw else contextlib.nullcontext():
+            return Step("form", text.form(fname, terms), latex.form(fname, terms), rules, terms)
+
+    def push(front, n, live, G):
+        for i in live:
+            a = n.args[i]
+            contrib = pullback(n, i, G)
+            front[a] = ir.add(front[a], contrib) if a in front else contrib
+
+    out.append(form(terms_of(frontier)))
     while True:
         inner = [n for n in frontier if n is not target]
         if not inner:
@@ -221,21 +303,51 @@ def _steps_for(result, root, w, fname, text, latex):
         dt = text.expansion(n, live)
         if dt is not None:
             out.append(Step("rule", dt, latex.expansion(n, live), (_cite(n, live),)))
+        moves = _moves(n, {a for a in n.args if reach[a]})
+        unrewritten = dict(frontier)
         with ir.trace_rewrites() as fired:
-            for i in live:
-                a = n.args[i]
-                contrib = pullback(n, i, G)
-                frontier[a] = ir.add(frontier[a], contrib) if a in frontier else contrib
-        out.append(form(_moves(n, fired, {a for a in n.args if reach[a]})))
+            push(frontier, n, live, G)
+        terms = terms_of(frontier)
+        if fired:  # the form as the template gives it, then each rewrite, then the result
+            try:
+                with ir.without_rewrites():
+                    push(unrewritten, n, live, G)
+                raw = terms_of(unrewritten)
+            except Exception:  # noqa: BLE001 (a rule that cannot be built without its rewrites)
+                raw = None
+            if raw != terms:
+                if raw is not None:
+                    out.append(form(raw, moves, raw=True))
+                out += _rewrite_steps(fired, text, latex)
+                out.append(form(terms, () if raw is not None else moves))
+                continue
+        out.append(form(terms, moves))
     # End at dL = tr(Gᵀ dX) with G the gradient itself, then read G off.
     G = result.nodes[w]
+    last = frontier.get(target)
+    cite = None
+    if target.op == "var" and target.attr[1] in ("symmetric", "spd") and last is not None \
+            and G is not last:  # the gradient among symmetric matrices: sym(G)
+        cite = [SYMMETRIC]
+        with ir.trace_rewrites() as fired:
+            symmetrize(last)
+        with ir.without_rewrites():
+            raw = symmetrize(last)
+        if fired and raw is not G:
+            with ir.without_rewrites():
+                out.append(Step("form", text.gradient_form(fname, raw, target),
+                                latex.gradient_form(fname, raw, target), cite, [(target, raw)]))
+            out += _rewrite_steps(fired, text, latex)
+            cite = []
     final_t = text.gradient_form(fname, G, target)
     if final_t != out[-1].text:
-        with ir.trace_rewrites() as fired:
-            ir.transpose(G)
-        out.append(Step("form", final_t, latex.gradient_form(fname, G, target),
-                        ["the gradient's transpose: (AB)ᵀ = BᵀAᵀ"] if fired or G.op == "matmul"
-                        else ["the gradient read as one factor"], [(target, G)]))
+        if cite is None:
+            with ir.trace_rewrites() as fired:
+                ir.transpose(G)
+            cite = ["the gradient's transpose: (AB)ᵀ = BᵀAᵀ" if fired or G.op == "matmul"
+                    else "the gradient read as one factor"]
+        out.append(Step("form", final_t, latex.gradient_form(fname, G, target), cite,
+                        [(target, G)]))
     out.append(Step("result", text.partial(fname, w, G), latex.partial(fname, w, G),
                     ("dL = tr(Gᵀ dX) reads off ∂L/∂X = G",)))
     return out
@@ -259,17 +371,32 @@ def _cite(node, live=None):
     return name
 
 
-def _moves(node, fired, reach=None):
-    """The trace identity of node's rule, then the rewrites that fired (once each)."""
+def _moves(node, reach=None):
+    """The trace identity of node's rule (and of its broadcast, 𝟙bᵀ)."""
     entry = registry.ops().get(node.op, {})
     live = [i for i, a in enumerate(node.args) if a in reach] if reach is not None else None
     moves = "linearity" if _cite(node, live) == "constant factor" else entry.get("moves")
     out = [moves] if moves else []
     if entry.get("moves_broadcast") and any(ir.is_ones_matrix(a) for a in node.args):
         out.append(entry["moves_broadcast"])
-    for name in fired:
-        if name not in out:
-            out.append(name)
+    return out
+
+
+def _rewrite_steps(fired, text, latex):
+    """One step per distinct change the firings made (before = after, citing
+    the rule), in the order they fired: a rule that fired many times on the
+    same node shows once."""
+    out, seen = [], set()
+    with ir.without_rewrites():  # printed as built
+        for f in fired:
+            if f.before is f.after:
+                continue
+            t = f"{text.pr(f.before)} = {text.pr(f.after)}"
+            if (f.name, t) in seen:
+                continue
+            seen.add((f.name, t))
+            out.append(Step("rewrite", t, f"{latex.pr(f.before)} = {latex.pr(f.after)}",
+                            (f.name,), nodes=(f.before, f.after)))
     return out
 
 

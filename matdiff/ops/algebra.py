@@ -85,7 +85,8 @@ def unvec(g, m, n):
     if g.cols != 1 or g.rows != product(m, n):
         raise ShapeError(f"unvec of {_fmt(g.shape)} into {_fmt((m, n))}")
     # the target size is the node's own shape (no attr); the rules read it
-    out = ir._rewrite("unvec", g, m, n)
+    out = ir._rewrite("unvec", g, m, n, before=ir._trace is not None
+                      and (lambda: ir._make("unvec", (g,), None, (m, n))))
     if out is not None:
         return out
     return ir._make("unvec", (g,), None, (m, n))

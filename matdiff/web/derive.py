@@ -75,7 +75,8 @@ def derive_steps(result):
     """The `--steps` derivation (Result.steps()) as {"text": what --steps prints,
     "function", "function_latex", "sections": [{"wrt", "steps": [{"kind", "text",
     "latex", "rules", "rule"}]}]}. kind: "form" (dL = …), "rule" (an expansion
-    d(Z) = …), "adjoint" (∂L/∂Z of an intermediate), "result" (∂L/∂X = G);
+    d(Z) = …), "rewrite" (a named rewrite, before = after), "adjoint" (∂L/∂Z
+    of an intermediate), "result" (∂L/∂X = G);
     rules: the identities the step cites, rule: them joined by "; " (or null)."""
     d = result.steps(function_name(result))
     out = {"text": d.text(), "function": "", "function_latex": "", "sections": []}
