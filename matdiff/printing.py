@@ -85,6 +85,11 @@ class Printer:
         self.sized = None  # 𝟙 / I / 0 leaves whose size nothing else in the text fixes
         self.shared = {}  # node -> its name in a `where` block
         self.defining = None  # the node whose definition is being printed
+        # With a where block: node -> the nodes whose text its own text
+        # contains (their names for shared parts), so that the definitions
+        # the output reads are found without searching the text.
+        self.parts = None
+        self._open = []  # the nodes being printed, innermost last
 
     def spaced(self, n):
         if not _CHUNK.match(n):
@@ -97,12 +102,25 @@ class Printer:
         return self.p(node)[0]
 
     def p(self, node):
+        parts = self.parts
+        if parts is not None and self._open:
+            parts[self._open[-1]].append(node)
         hit = self.memo.get(node)
         if hit is None:
             name = self.names.get(node)
             if name is None and node is not self.defining:
                 name = self.shared.get(node)
-            hit = (self.name(self.spaced(name)), ATOM) if name is not None else getattr(self, "p_" + node.op)(node)
+            if name is not None:
+                hit = (self.name(self.spaced(name)), ATOM)
+            elif parts is None:
+                hit = getattr(self, "p_" + node.op)(node)
+            else:
+                parts[node] = []
+                self._open.append(node)
+                try:
+                    hit = getattr(self, "p_" + node.op)(node)
+                finally:
+                    self._open.pop()
             self.memo[node] = hit
         return hit
 
@@ -134,8 +152,7 @@ class Printer:
             if ta.isdigit():
                 if tb[0] in "eE":
                     return f"{left} {right}"
-            elif (any(ta.endswith(w) for w in self.whole) or any(tb.startswith(w) for w in self.whole)
-                  or tb in registry.functions() or right[len(tb):len(tb) + 1] == "("
+            elif (self._whole_at(ta, tb) or tb in registry.functions() or right[len(tb):len(tb) + 1] == "("
                   or _kept_whole(ta + tb)):
                 return f"{left} {right}"
         if left[-1].isdigit() and right[0] in ".":
@@ -144,6 +161,16 @@ class Printer:
         if right[0] == "(" and word and re.fullmatch(r"[a-z][a-z0-9]+", word.group(0)):
             return f"{left} {right}"  # ts1(…), 3kt(…) would read as a call of `ts1`, `kt`
         return left + right
+
+    def _whole_at(self, ta, tb):
+        """Does ta end, or tb begin, with a name that must stay whole? The
+        names are looked up by ta's suffixes and tb's prefixes (at most 48
+        characters each) once there are more of them than that."""
+        whole = self.whole
+        if len(whole) <= len(ta) + len(tb):
+            return any(ta.endswith(w) or tb.startswith(w) for w in whole)
+        return any(ta[i:] in whole for i in range(len(ta))) or \
+            any(tb[:j] in whole for j in range(1, len(tb) + 1))
 
     def had_sym(self):
         return " ⊙ "
@@ -371,6 +398,8 @@ class Printer:
         out = tpl
         for i, a in enumerate(n.args):
             slot = "{" + (names[i] if i < len(names) else names[-1]) + "}"
+            if slot not in out:  # an argument the template does not show
+                continue
             text = self(a) if prec == ATOM else self.wrap(a, ATOM if prec == POSTFIX else PROD)
             out = out.replace(slot, text)
         if "{rows}" in out or "{cols}" in out:
@@ -665,34 +694,41 @@ def print_results(printer, roots, namer=None, inline=False):
     printer.shared = {} if inline else shared_parts(roots, printer.names, namer)
     if printer.sized is None:
         printer.sized = unanchored_leaves(list(roots), printer.shared)
-    bodies = [printer(r) for r in roots]
-    defs = []
-    for n in _topo(roots):
-        if n in printer.shared:
-            printer.defining = n
-            printer.memo.pop(n, None)
-            defs.append((printer.name(printer.shared[n]), printer.p(n)[0]))
-            printer.memo.pop(n, None)
-            printer.defining = None
-    return bodies, _used_only(bodies, defs)
+    printer.parts = {} if printer.shared else None
+    try:
+        bodies = [printer(r) for r in roots]
+        defs = []
+        for n in _topo(roots):
+            if n in printer.shared:
+                printer.defining = n
+                printer.memo.pop(n, None)
+                defs.append((n, printer.name(printer.shared[n]), printer.p(n)[0]))
+                printer.memo.pop(n, None)
+                printer.defining = None
+        used = _used_parts(roots, printer.parts, printer.shared) if defs else set()
+    finally:
+        printer.parts = None
+    return bodies, [(k, v) for n, k, v in defs if n in used]
 
 
-def _used_only(bodies, defs):
-    """The definitions that the bodies use, directly or through each other: a
-    shared part may end up printed inside a form that does not show it whole
-    (1/h folded into a division, the core of (…)/N), and a definition nobody
-    reads must not stand in the block."""
-    def uses(text, name):
-        # δ2 must not match inside δ21: no digit may follow (LaTeX names end in })
-        return re.search(re.escape(name) + r"(?![0-9])", text) is not None
-    kept = list(defs)
-    while True:
-        texts = bodies + [v for _, v in kept]
-        still = [(k, v) for k, v in kept
-                 if any(uses(t, k) for t in texts if t is not v)]
-        if len(still) == len(kept):
-            return kept
-        kept = still
+def _used_parts(roots, parts, shared):
+    """The shared nodes whose names the bodies print, directly or through the
+    definitions that they read: a shared part may end up printed inside a
+    form that does not show it whole (1/h folded into a division, the core of
+    (…)/N), and a definition nobody reads must not stand in the block.
+    `parts` says which nodes each printed node's text contains (a shared
+    node's: its definition's); one walk, linear in the printed DAG."""
+    used, seen = set(), set()
+    stack = list(roots)
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n in shared:
+            used.add(n)
+        stack.extend(parts.get(n, ()))
+    return used
 
 
 def print_where(printer, node, reserved=(), namer=None):
