@@ -81,11 +81,14 @@ class Result:
 
     def sympy_printout(self, inline=False):
         """([SymPy expression of each gradient], [(symbol, expression)]): the
-        where block's shared parts as pairs, the way sympy.cse returns them."""
+        where block's shared parts as pairs, the way sympy.cse returns them,
+        with the program's intermediates that the text shows by name (H1)
+        among them: the pairs stand alone, with no program before them."""
         from .printing import _topo, shared_parts
         from .sympy_out import to_sympy_shared
         roots = [self.nodes[n] for n in self.wrt]
-        shared = {} if inline else shared_parts(roots, self.problem.names, self.namer())
+        shared = {} if inline else shared_parts(roots, self.problem.names, self.namer(),
+                                                   lets=True)
         depth = max((r.depth for r in roots), default=0)
         return run_deep(to_sympy_shared, roots, shared, _topo(roots), depth=depth)
 

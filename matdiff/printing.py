@@ -661,12 +661,18 @@ def _layer(node):
     return None
 
 
-def shared_parts(roots, names=None, namer=None):
+def shared_parts(roots, names=None, namer=None, lets=False):
     """{node: name} for the subexpressions a `where` block defines: used at
     least twice in the results' trees (a result used inside another counts)
     and large once their own named parts count as one, when the results
     together are too large to print inline. Short answers stay inline; so
-    output grows linearly with the DAG."""
+    output grows linearly with the DAG.
+
+    With `lets`, the program's intermediates that the results read (`names`:
+    the definitions the text prints by name) are parts too, under their own
+    names: the text's where block comes after the program's bindings, SymPy's
+    pairs stand alone (and written out, an intermediate of layer l would
+    hold all l − 1 before it: quadratic in depth)."""
     names = names or {}
     namer = namer or Namer()
     order = _topo(roots)
@@ -683,7 +689,10 @@ def shared_parts(roots, names=None, namer=None):
     left = {}  # printed size once the named parts inside are one name each
     for n in order:
         left[n] = 1 + sum(1 if (a in out or a in names) else left[a] for a in n.args)
-        if uses.get(n, 0) >= 2 and left[n] >= WHERE_PART and n not in names and n.op != "let":
+        if n in names:
+            if lets:
+                out[n] = names[n]
+        elif uses.get(n, 0) >= 2 and left[n] >= WHERE_PART and n.op != "let":
             out[n] = namer(n)
     return out
 

@@ -133,14 +133,17 @@ def test_printed_size_grows_linearly_with_depth():
 
 def test_sympy_gets_the_where_block_as_pairs():
     """Result.sympy_printout(): the shared parts as (symbol, expression) pairs,
-    like sympy.cse; substituted back, the numbers are the module's."""
+    like sympy.cse, after the program's intermediates that the text shows by
+    name (the pairs stand alone); substituted back, the numbers are the
+    module's."""
     import sympy as sp
     from test_outputs import sympy_value
     src = "Z1 = X W1 + b1; H1 = σ(Z1); Z2 = H1 W2 + b2\nL = -tr(Y^T log softmax(Z2))/N"
     wrt = ["W1", "b1", "W2"]
     r = Result(src, wrt, {"Y": "onehot"})
     exprs, pairs = r.sympy_printout()
-    assert [str(s) for s, _ in pairs] == [k for k, _ in r.printout()[1]]
+    assert [str(s) for s, _ in pairs] == ["Z1", "H1", "Z2"] + [k for k, _ in r.printout()[1]]
+    assert str(dict(pairs)[sp.MatrixSymbol("H1", *pairs[1][0].shape)]) == "sigmoid(Z1)"
     n, d, h, c = 3, 2, 4, 5
     arrays = dict(X=R.standard_normal((n, d)), W1=R.standard_normal((d, h)),
                   b1=R.standard_normal(h), W2=R.standard_normal((h, c)),
@@ -152,3 +155,42 @@ def test_sympy_gets_the_where_block_as_pairs():
         assert isinstance(expr, sp.Basic)
         got = sympy_value(expr, {**arrays, "N": n}, r.problem.variables)
         np.testing.assert_allclose(np.reshape(got, np.shape(g)), g, rtol=1e-9, atol=1e-12)
+
+
+DEEP_PROGRAM = ("Z1 = X W1; H1 = σ(Z1); Z2 = H1 W2; H2 = σ(Z2); Z3 = H2 W3; H3 = σ(Z3)\n"
+                "Z4 = H3 W4; L = sum(σ(Z4))")
+
+
+@pytest.mark.parametrize("src,wrt,vars,arrays", SEED_NETWORKS + [
+    (DEEP_PROGRAM, ["W1", "W2", "W3", "W4"], {}, SEED_NETWORKS[-1][3])],
+    ids=IDS + ["program4"])
+def test_sympy_pairs_stand_alone_and_read_back(src, wrt, vars, arrays):
+    """Each pair reads only the variables and the pairs before it (a program's
+    intermediate is a pair of its own, not written out again in every later
+    one), and substituted back the results are the module's numbers."""
+    import sympy as sp
+    from test_outputs import sympy_value
+    r = Result(src, wrt, vars)
+    exprs, pairs = r.sympy_printout()
+    assert pairs
+    symbols = {s.name for s, _ in pairs}
+    defined = set()
+    for sym, definition in pairs:
+        names = {a.name for a in definition.atoms(sp.MatrixSymbol, sp.Symbol)}
+        assert names & symbols <= defined, (sym, definition)
+        defined.add(sym.name)
+    # the program's bindings that the results read (all but the loss) are
+    # pairs, in the program's order; the text's where block is among the
+    # others (SymPy keeps a part that the text folded away, such as 1/h in a
+    # division)
+    own = list(r.problem.intermediates)[:-1]
+    assert [s.name for s, _ in pairs if s.name in r.problem.intermediates] == own
+    assert {k for k, _ in r.printout()[1]} <= defined - set(own)
+    grads = r.numpy_namespace()["gradient"](**arrays)
+    sizes = {"N": N} if "N" in src else {}
+    for name, expr, g in zip(wrt, exprs, grads):
+        for sym, definition in reversed(pairs):
+            expr = expr.xreplace({sym: definition})
+        got = sympy_value(expr, {**arrays, **sizes}, r.problem.variables)
+        np.testing.assert_allclose(np.reshape(got, np.shape(g)), g, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"∂/∂{name}")
