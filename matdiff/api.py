@@ -71,13 +71,18 @@ class Result:
     def printout(self, latex=False, inline=False, names=None):
         """([body of each gradient], [(name, definition)]): all the gradients
         with one `where` block for the parts they share (none with inline)."""
-        from .printing import LatexPrinter, Printer, print_results
+        from .printing import LatexPrinter, Printer, print_depth, print_results, shared_parts
         p = self.problem
         names = self.wrt if names is None else names
         roots = [self.nodes[n] for n in names]
         printer = LatexPrinter(p.names) if latex else Printer(p.names, self.eye_name())
-        return run_deep(print_results, printer, roots, self.namer(), inline,
-                        depth=max(r.depth for r in roots) if roots else 0)
+        # choosing the parts walks the DAG without recursion; printing recurses
+        # only down to the named parts, so a deep network's block needs no
+        # deep worker (a thread)
+        namer = self.namer()
+        shared = {} if inline else shared_parts(roots, p.names, namer)
+        return run_deep(print_results, printer, roots, namer, inline, shared,
+                        depth=print_depth(roots, {**shared, **p.names}))
 
     def sympy_printout(self, inline=False):
         """([SymPy expression of each gradient], [(symbol, expression)]): the

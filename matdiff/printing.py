@@ -697,10 +697,27 @@ def shared_parts(roots, names=None, namer=None, lets=False):
     return out
 
 
-def print_results(printer, roots, namer=None, inline=False):
+def print_depth(roots, named):
+    """How many IR levels printing roots recurses through: a node of `named`
+    (a where-block part, a definition the program names) or an intermediate
+    prints as its name, so the walk stops there (a part's own definition
+    starts again below it). A deep network's where block prints shallow."""
+    depth = {}
+    for n in _topo(roots):
+        depth[n] = 1 + max((1 if (a in named or a.op == "let") else depth[a] for a in n.args),
+                           default=0)
+    return max(depth.values(), default=0)
+
+
+def print_results(printer, roots, namer=None, inline=False, shared=None):
     """([body of each root], [(name, definition)]): one `where` block shared by
-    all the results, its definitions in dependency order."""
-    printer.shared = {} if inline else shared_parts(roots, printer.names, namer)
+    all the results, its definitions in dependency order (`shared`: the parts,
+    when the caller has chosen them with shared_parts)."""
+    if inline:
+        shared = {}
+    elif shared is None:
+        shared = shared_parts(roots, printer.names, namer)
+    printer.shared = shared
     if printer.sized is None:
         printer.sized = unanchored_leaves(list(roots), printer.shared)
     printer.parts = {} if printer.shared else None
