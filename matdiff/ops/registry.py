@@ -17,7 +17,7 @@ def _rules_dir():
         import matdiff.rules as pkg
         return Path(pkg.__file__).parent
     except ImportError:
-        return Path(__file__).resolve().parent.parent / "rules"
+        return Path(__file__).resolve().parents[2] / "rules"  # matdiff/ops/ -> the project
 
 
 def _load(name):
