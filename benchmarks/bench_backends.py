@@ -72,73 +72,58 @@ def network_data(layers, N, rng, dtype):
     return {k: v.astype(dtype) for k, v in data.items()}
 
 
-def numpy_backprop(n_layers):
+def _backprop(n_layers, sigmoid, log_softmax, xp):
+    """Backprop of the σ-MLP with a softmax loss, written by hand once for every
+    framework: `sigmoid` and `log_softmax` (rows) are the library's own, xp its
+    array module (exp, sum); sums over rows are `.sum(0)`."""
     def run(X, Y, **p):
         Hs = [X]
         for i in range(1, n_layers):
-            Z = Hs[-1] @ p[f"W{i}"] + p[f"b{i}"]
-            e = np.exp(-np.abs(Z))
-            Hs.append(np.where(Z >= 0, 1.0, e) / (1.0 + e))
-        Z = Hs[-1] @ p[f"W{n_layers}"] + p[f"b{n_layers}"]
-        Z = Z - Z.max(axis=1, keepdims=True)
-        logp = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
-        loss = -np.sum(Y * logp)
-        d = np.exp(logp) - Y
+            Hs.append(sigmoid(Hs[-1] @ p[f"W{i}"] + p[f"b{i}"]))
+        logp = log_softmax(Hs[-1] @ p[f"W{n_layers}"] + p[f"b{n_layers}"])
+        loss = -xp.sum(Y * logp)
+        d = xp.exp(logp) - Y
         grads = {}
         for i in range(n_layers, 0, -1):
             grads[f"W{i}"] = Hs[i - 1].T @ d
-            grads[f"b{i}"] = d.sum(axis=0)
+            grads[f"b{i}"] = d.sum(0)
             if i > 1:
                 H = Hs[i - 1]
                 d = (d @ p[f"W{i}"].T) * H * (1.0 - H)
         return loss, grads
     return run
+
+
+def _np_sigmoid(Z):
+    e = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1.0, e) / (1.0 + e)
+
+
+def _np_log_softmax(Z):
+    Z = Z - Z.max(axis=1, keepdims=True)
+    return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+
+
+def numpy_backprop(n_layers):
+    return _backprop(n_layers, _np_sigmoid, _np_log_softmax, np)
 
 
 def torch_backprop(n_layers):
-    """numpy_backprop in PyTorch, by hand (the library's sigmoid and log_softmax)."""
+    """In PyTorch (the library's sigmoid and log_softmax), without autograd."""
     import torch
+    run = _backprop(n_layers, torch.sigmoid, lambda Z: torch.log_softmax(Z, dim=1), torch)
 
-    def run(X, Y, **p):
+    def no_grad(**arrays):
         with torch.no_grad():
-            Hs = [X]
-            for i in range(1, n_layers):
-                Hs.append(torch.sigmoid(Hs[-1] @ p[f"W{i}"] + p[f"b{i}"]))
-            logp = torch.log_softmax(Hs[-1] @ p[f"W{n_layers}"] + p[f"b{n_layers}"], dim=1)
-            loss = -torch.sum(Y * logp)
-            d = torch.exp(logp) - Y
-            grads = {}
-            for i in range(n_layers, 0, -1):
-                grads[f"W{i}"] = Hs[i - 1].T @ d
-                grads[f"b{i}"] = d.sum(dim=0)
-                if i > 1:
-                    H = Hs[i - 1]
-                    d = (d @ p[f"W{i}"].T) * H * (1.0 - H)
-            return loss, grads
-    return run
+            return run(**arrays)
+    return no_grad
 
 
 def jax_backprop(n_layers):
-    """numpy_backprop in jax.numpy, by hand (jit it)."""
+    """In jax.numpy (jit it)."""
     import jax
     import jax.numpy as jnp
-
-    def run(X, Y, **p):
-        Hs = [X]
-        for i in range(1, n_layers):
-            Hs.append(jax.nn.sigmoid(Hs[-1] @ p[f"W{i}"] + p[f"b{i}"]))
-        logp = jax.nn.log_softmax(Hs[-1] @ p[f"W{n_layers}"] + p[f"b{n_layers}"], axis=1)
-        loss = -jnp.sum(Y * logp)
-        d = jnp.exp(logp) - Y
-        grads = {}
-        for i in range(n_layers, 0, -1):
-            grads[f"W{i}"] = Hs[i - 1].T @ d
-            grads[f"b{i}"] = d.sum(axis=0)
-            if i > 1:
-                H = Hs[i - 1]
-                d = (d @ p[f"W{i}"].T) * H * (1.0 - H)
-        return loss, grads
-    return run
+    return _backprop(n_layers, jax.nn.sigmoid, lambda Z: jax.nn.log_softmax(Z, axis=1), jnp)
 
 
 def rows_network(name, expr, layers, N, repeat, dtype):
