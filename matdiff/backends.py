@@ -176,7 +176,7 @@ class ArrayEmitter(Emitter):
         return code
 
     def copy(self, code):
-        return code
+        return code  # JAX arrays are immutable: nothing to copy (PyTorch clones)
 
     def matrix_result(self, code, node):
         if _rank(node) == 2 and not self.is_static(node):

@@ -96,9 +96,6 @@ class JaxEmitter(ArrayEmitter):
     OWN_HELPERS = {"_custom_vjp": _CUSTOM_VJP, "_by_directions": _BY_DIRECTIONS,
                    "_add_diagonal": _ADD_DIAGONAL}
 
-    def owned(self, code):
-        return code  # JAX arrays are immutable: an update is a new array
-
     def dtype(self):
         return self.f("result_type", self.ref) if self.ref is not None else None
 

@@ -115,11 +115,6 @@ class TorchEmitter(ArrayEmitter):
     def copy(self, code):
         return P.call(P.attr(code, "clone"))
 
-    def owned(self, code):
-        if isinstance(code, (ast.BinOp, ast.UnaryOp)):
-            return code
-        return self.copy(code)
-
     def broadcast(self, code, node):
         # zeros of the inputs' dtype and device, plus code (a number, or a tensor
         # that broadcasts): a tensor of its own

@@ -142,13 +142,17 @@ class Emitter:
     def broadcast(self, code, node):
         return P.call(P.attr(self.f("broadcast_to", code, self.shape_code(node)), "copy"))
 
+    def copy(self, code):
+        return P.call(P.attr(code, "copy"))
+
     def owned(self, code):
         """code as an array of its own, which the kernel may update in place:
         an operator's result is one already, anything else (an input, a named
-        temporary, a view) is copied."""
+        temporary, a view) is copied (`copy`: none in JAX, whose arrays are
+        immutable)."""
         if isinstance(code, (ast.BinOp, ast.UnaryOp)):
             return code
-        return P.call(P.attr(code, "copy"))
+        return self.copy(code)
 
     def helper(self, hname, *args):
         self.helpers.add(hname)

@@ -106,11 +106,6 @@ def is_callers_array(node):
     return is_input(node) or (node.op == "let" and is_input(node.args[0]))
 
 
-def _column(code):
-    """A 1-D vector's code as a column v[:, None] (it broadcasts along rows)."""
-    return P.subscript(code, P.tuple_(P.full_slice(), P.none()))
-
-
 def _is_ones_row(node):
     return node.op == "T" and node.args[0].op == "ones"
 
